@@ -1,0 +1,266 @@
+"""RunConfig: the one validated schema of a run (architecture: "One config schema").
+
+The same object is read by the CLI (`--config FILE --set key=value`), written beside every
+checkpoint, and (later) taken by the API. Unknown fields are errors, every number has bounds, and
+every choice the spec leaves open is a field here. Section numbers (§) refer to docs/pcm-spec.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TabletopConfig(_Section):
+    """The built-in numpy pick-and-place suite (pcm_engine/envs/tabletop.py)."""
+
+    name: Literal["tabletop"] = "tabletop"
+    image_size: int = Field(64, ge=16, le=256, description="Square RGB observation size in pixels.")
+    max_steps: int = Field(96, ge=8, le=2000, description="Episode length limit in env steps.")
+    tasks: list[int] | None = Field(
+        None, description="Task ids to train and evaluate on; None = every task of the suite."
+    )
+    train_init_states: int = Field(50, ge=1, le=10000, description="Seeded initial states per task.")
+    eval_init_states: int = Field(50, ge=1, le=10000, description="Held-out initial states per task.")
+    grasp_tolerance: float = Field(
+        0.06, gt=0, le=1, description="Max horizontal gripper-object offset for a grasp to hold."
+    )
+    place_tolerance: float = Field(
+        0.08, gt=0, le=1, description="Max horizontal object-target offset for success."
+    )
+    release_height: float = Field(
+        0.12, gt=0, le=1, description="Highest release above the table that keeps the object upright."
+    )
+    move_scale: float = Field(
+        0.06, gt=0, le=1, description="Gripper displacement per step for a full-scale action."
+    )
+
+
+EnvConfig = TabletopConfig
+
+
+class LoraConfig(_Section):
+    enabled: bool = False
+    r: int = Field(8, ge=1, le=512)
+    alpha: int = Field(16, ge=1, le=4096)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class PolicyConfig(_Section):
+    """A transformers VLM (SigLIP vision tower + Llama/Qwen2 decoder) with parallel action decoding."""
+
+    pretrained: str | None = Field(
+        None, description="Local directory written by VLAPolicy.save_pretrained; None = build fresh."
+    )
+    language_model: Literal["llama", "qwen2"] = "llama"
+    hidden_size: int = Field(128, ge=16, le=8192)
+    num_layers: int = Field(2, ge=1, le=128)
+    num_heads: int = Field(4, ge=1, le=128)
+    vision_hidden_size: int = Field(96, ge=16, le=4096)
+    vision_layers: int = Field(2, ge=1, le=64)
+    vision_heads: int = Field(4, ge=1, le=64)
+    patch_size: int = Field(8, ge=2, le=64)
+    action_bins: int = Field(256, ge=2, le=4096, description="Uniform bins per action dimension (§1).")
+    max_instruction_bytes: int = Field(96, ge=8, le=1024)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    gradient_checkpointing: bool = False
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    seed: int = Field(0, ge=0, description="Seed of the random initial weights.")
+
+
+class GRPOConfig(_Section):
+    """Chunk-level GRPO (§1)."""
+
+    chunk_len: int = Field(8, ge=1, le=64, description="L: env steps per action chunk.")
+    group_size: int = Field(8, ge=2, le=256, description="G: rollouts per task instance.")
+    groups_per_step: int = Field(4, ge=1, le=1024, description="Task instances per training step.")
+    temperature: float = Field(1.6, gt=0, le=10, description="Rollout sampling temperature.")
+    dynamic_sampling: bool = Field(True, description="Drop groups whose success rate is 0 or 1.")
+    clip_low: float = Field(0.2, ge=0, le=1)
+    clip_high: float = Field(0.4, ge=0, le=10)
+    entropy_coef: float = Field(1e-3, ge=0, le=1)
+    kl_coef: float = Field(0.0, ge=0, le=10, description="KL to the initial policy; 0 = off.")
+    adv_eps: float = Field(1e-6, gt=0, le=1)
+    lr: float = Field(1e-5, gt=0, le=1)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    max_grad_norm: float = Field(2.0, gt=0, le=1e6)
+    mini_batches: int = Field(1, ge=1, le=1024, description="Optimizer steps per training step.")
+    micro_batch_trajectories: int = Field(
+        1, ge=1, le=1024, description="Trajectories per forward/backward (the paper: 1)."
+    )
+
+
+class PhaseConfig(_Section):
+    """Gripper-rule phase labels (§2)."""
+
+    sustained: float = Field(0.75, ge=0, le=1, description="g threshold of a grasp interval.")
+    active: float = Field(0.5, ge=0, le=1, description="g threshold of active_grip.")
+    pre_low: float = Field(0.1, ge=0, le=1, description="Lower g bound of pre_grasp.")
+    tail: float = Field(0.1, ge=0, le=1, description="Lower g bound of release_ramp.")
+    window: int = Field(3, ge=0, le=64, description="Chunks before/after a grasp interval.")
+    no_grasp: Literal["approach", "tail"] = Field(
+        "approach", description="Label of every chunk of a trajectory that never grasps."
+    )
+
+
+class PCMConfig(_Section):
+    """Phase scores, keep weights and chunk selection (§3–§5)."""
+
+    selector: Literal["full", "pcm", "uniform", "top_phase"] = "pcm"
+    budget: int = Field(12, ge=1, le=4096, description="B: chunks kept per trajectory.")
+    refresh_every: int = Field(5, ge=1, le=10000, description="T_rc: steps between keep refreshes.")
+    p_min: float = Field(0.1, ge=0, le=1, description="Floor of every keep weight.")
+    reweight: Literal["none", "unbiased"] = "none"
+    phases: PhaseConfig = Field(default_factory=PhaseConfig)
+    mask_records_trajectories: int = Field(
+        8, ge=0, le=4096, description="Trajectories per step whose chunk masks are recorded."
+    )
+
+
+class SFTConfig(_Section):
+    """Behaviour cloning from scripted demos: the starting policy."""
+
+    demos_per_task: int = Field(10, ge=1, le=100000)
+    expert_noise: float = Field(0.0, ge=0, le=1, description="Std of noise on expert actions.")
+    epochs: int = Field(30, ge=1, le=10000)
+    batch_size: int = Field(64, ge=1, le=65536)
+    lr: float = Field(1e-3, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+
+
+class EvalConfig(_Section):
+    every: int = Field(10, ge=0, le=100000, description="Evaluate every N steps; 0 = only at the end.")
+    episodes_per_task: int = Field(10, ge=1, le=10000)
+    temperature: float = Field(1.0, ge=0, le=10, description="Sampling temperature; 0 = greedy.")
+
+
+class TrainConfig(_Section):
+    steps: int = Field(150, ge=0, le=10_000_000)
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    checkpoint_every: int = Field(25, ge=0, le=1_000_000, description="0 = only at the end.")
+    keep_checkpoints: int = Field(2, ge=1, le=1000)
+    torch_threads: int = Field(0, ge=0, le=1024, description="0 = torch's default.")
+
+
+class RunConfig(_Section):
+    """Everything that defines a run. Saved beside every checkpoint; resume reads it back."""
+
+    name: str = Field("run", min_length=1, max_length=200)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    pcm: PCMConfig = Field(default_factory=PCMConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.grpo.clip_low >= 1:
+            raise ValueError("grpo.clip_low must be < 1 (the ratio's lower clip is 1 - clip_low)")
+        if self.pcm.phases.active > self.pcm.phases.sustained:
+            raise ValueError("pcm.phases.active must be <= pcm.phases.sustained")
+        trajectories = self.grpo.group_size * self.grpo.groups_per_step
+        if self.grpo.mini_batches > trajectories:
+            raise ValueError(
+                f"grpo.mini_batches ({self.grpo.mini_batches}) exceeds the trajectories per step "
+                f"({trajectories} = group_size x groups_per_step)"
+            )
+        return self
+
+    # --- I/O -----------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def config_hash(self) -> str:
+        """A short stable hash of the whole config (used to tell identical runs apart)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.from_dict(data, overrides)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], overrides: dict[str, Any] | None = None) -> RunConfig:
+        data = json.loads(json.dumps(data))  # deep copy, plain types only
+        for dotted, value in (overrides or {}).items():
+            apply_override(data, dotted, value)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError.from_validation(err) from None
+
+
+class ConfigError(ValueError):
+    """A config that failed validation; the message names every offending field by dotted path."""
+
+    def __init__(self, message: str, fields: list[str]):
+        super().__init__(message)
+        self.fields = fields
+
+    @classmethod
+    def from_validation(cls, err: ValidationError) -> ConfigError:
+        lines, fields = [], []
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"]) or "(config)"
+            fields.append(where)
+            lines.append(f"{where}: {e['msg']}")
+        return cls("invalid run config:\n  " + "\n  ".join(lines), fields)
+
+
+def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c = value` inside nested dicts, creating sections as needed."""
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: '{key}' is not a section", [dotted])
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_set_arguments(pairs: list[str]) -> dict[str, Any]:
+    """`["pcm.budget=12", "pcm.selector=full"]` -> {"pcm.budget": 12, "pcm.selector": "full"}.
+
+    Values are parsed as YAML, so numbers, booleans, null and lists work as expected.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got '{pair}'", [pair])
+        key, raw = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    return out
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    """A path to a YAML file, or the name of a preset in configs/ (with or without .yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    candidate = PRESETS_DIR / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+    raise ConfigError(f"no config file or preset named '{name_or_path}' (presets: {known})", ["config"])
