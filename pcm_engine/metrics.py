@@ -20,6 +20,9 @@ ROLLOUT_TRAJECTORIES = "rollout/trajectories"
 ROLLOUT_CHUNKS = "rollout/chunks"
 ROLLOUT_MIXED_GROUPS = "rollout/mixed_groups"
 ROLLOUT_EPISODE_STEPS = "rollout/episode_steps"
+# behaviour cloning
+SFT_LOSS = "sft/loss"
+SFT_DEMO_CHUNKS = "sft/demo_chunks"
 # evaluation
 EVAL_SUCCESS = "eval/success_rate"
 EVAL_EPISODES = "eval/episodes"
@@ -107,6 +110,7 @@ def all_metric_names() -> list[str]:
     """Every fixed metric name the engine can emit (per-task eval names excluded)."""
     names = list(PER_STEP_METRICS) + [score_metric(c) for c in PHASES]
     names += [EVAL_SUCCESS, EVAL_EPISODES, TIME_EVAL, TRAIN_REF_KL, MEM_PEAK_GPU]
+    names += [SFT_LOSS, SFT_DEMO_CHUNKS]
     return names
 
 

@@ -1,0 +1,247 @@
+"""`pcm` console entry: sft, train, eval, demo, presets.
+
+    pcm sft   --config tabletop_pcm --out runs/sft
+    pcm train --config tabletop_pcm --set policy.pretrained=runs/sft/policy --set pcm.budget=3
+    pcm eval  --config tabletop_pcm --policy runs/sft/policy
+    pcm demo  # SFT, then GRPO and PCM from the same start, side by side
+
+Every command that finishes prints, as its last line, one JSON object with its result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pcm_engine import metrics as M
+from pcm_engine.config import ConfigError, RunConfig, parse_set_arguments, resolve_preset
+
+
+class ProgressSink:
+    """A tqdm bar that shows step, success, kept fraction and the time split."""
+
+    def __init__(self, total: int, initial: int = 0, desc: str = "train"):
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+        self.eval_success: float | None = None
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        if M.EVAL_SUCCESS in metrics:
+            self.eval_success = metrics[M.EVAL_SUCCESS]
+        if M.ROLLOUT_SUCCESS not in metrics:
+            self.bar.set_postfix_str(self._eval_text())
+            return
+        split = "/".join(
+            f"{metrics.get(k, 0.0):.1f}" for k in (M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER)
+        )
+        self.bar.set_postfix_str(
+            f"success={metrics[M.ROLLOUT_SUCCESS]:.2f} {self._eval_text()} "
+            f"kept={metrics.get(M.PCM_KEPT_FRACTION, 0.0):.2f} roll/sel/upd/other={split}s"
+        )
+        self.bar.update(step - self.bar.n)
+
+    def _eval_text(self) -> str:
+        return "" if self.eval_success is None else f"eval={self.eval_success:.2f}"
+
+    def log_chunks(self, step: int, records: list) -> None:
+        pass
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def load_config(args: argparse.Namespace) -> RunConfig:
+    overrides = parse_set_arguments(args.set or [])
+    return RunConfig.load(resolve_preset(args.config), overrides)
+
+
+def _add_config_args(p: argparse.ArgumentParser, default: str = "tabletop_pcm") -> None:
+    p.add_argument("--config", default=default, help=f"YAML file or preset name (default: {default})")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. pcm.budget=3"
+    )
+
+
+def cmd_sft(args: argparse.Namespace) -> dict:
+    from pcm_engine.metrics import FanOutSink, JsonlSink
+    from pcm_engine.sft import run_sft
+
+    config = load_config(args)
+    out = Path(args.out)
+    bar = tqdm(total=config.sft.epochs, desc="sft", unit="epoch", dynamic_ncols=True)
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        bar.set_postfix(loss=f"{loss:.3f}")
+        bar.update(1)
+
+    sink = FanOutSink(JsonlSink(out))
+    result = run_sft(config, out, sink, on_epoch=on_epoch)
+    bar.close()
+    sink.close()
+    return {"policy": str(out / "policy"), **result}
+
+
+def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> dict:
+    from pcm_engine.checkpoint import latest_checkpoint
+    from pcm_engine.metrics import FanOutSink, JsonlSink
+    from pcm_engine.trainer import Trainer
+
+    if run_dir.exists() and not fresh:
+        saved = run_dir / "config.yaml"
+        if latest_checkpoint(run_dir) and saved.exists():
+            previous = RunConfig.load(saved)
+            if previous.config_hash() != config.config_hash():
+                raise ConfigError(
+                    f"{run_dir} holds a run with a different config; choose another --run-dir "
+                    "or pass --fresh to start over there",
+                    ["run_dir"],
+                )
+    if fresh and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    progress = ProgressSink(total=config.train.steps, desc=config.name)
+    sink = FanOutSink(JsonlSink(run_dir), progress)
+    trainer = Trainer(config, run_dir, sink)
+    if trainer.resume_from:
+        progress.bar.update(trainer.resume_from)
+        tqdm.write(f"resumed {run_dir} from step {trainer.resume_from}")
+    try:
+        trainer.train()
+    finally:
+        sink.close()
+    return summarize(M.read_metrics(run_dir), run_dir)
+
+
+def summarize(rows: list[dict], run_dir: Path) -> dict:
+    """Run-level numbers from its metric rows: final eval success, mean update seconds, ..."""
+    evals = [(r["step"], r[M.EVAL_SUCCESS]) for r in rows if M.EVAL_SUCCESS in r]
+    steps = [r for r in rows if M.TIME_UPDATE in r]
+
+    def mean(key: str) -> float:
+        values = [r[key] for r in steps if key in r]
+        return sum(values) / len(values) if values else 0.0
+
+    return {
+        "run_dir": str(run_dir),
+        "steps": len(steps),
+        "eval_success_start": evals[0][1] if evals else None,
+        "eval_success_final": evals[-1][1] if evals else None,
+        "mean_update_s": mean(M.TIME_UPDATE),
+        "mean_step_s": mean(M.TIME_STEP),
+        "total_s": sum(r.get(M.TIME_STEP, 0.0) for r in steps),
+        "mean_kept_fraction": mean(M.PCM_KEPT_FRACTION),
+        "mean_activation_bytes": mean(M.MEM_ACTIVATION),
+    }
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    config = load_config(args)
+    run_dir = Path(args.run_dir or Path("runs") / config.name)
+    return run_training(config, run_dir, fresh=args.fresh)
+
+
+def cmd_eval(args: argparse.Namespace) -> dict:
+    from pcm_engine.envs import make_env
+    from pcm_engine.policies import VLAPolicy
+    from pcm_engine.trainer import evaluate_policy, pick_device
+
+    overrides = parse_set_arguments(args.set or [])
+    if args.episodes:
+        overrides["eval.episodes_per_task"] = args.episodes
+    config = RunConfig.load(resolve_preset(args.config), overrides)
+    if not Path(args.policy).is_dir():
+        raise ConfigError(f"--policy: no directory at '{args.policy}'", ["policy"])
+    policy = VLAPolicy.from_pretrained(args.policy).to(pick_device(config.train.device))
+    return {"policy": args.policy, **evaluate_policy(make_env(config.env), policy, config, seed=config.train.seed)}
+
+
+def cmd_demo(args: argparse.Namespace) -> dict:
+    """SFT once, then GRPO (`full`) and PCM from that start with identical settings."""
+    out = Path(args.out)
+    base = load_config(args)
+    sft_dir = out / "sft"
+    if not (sft_dir / "policy").is_dir():
+        tqdm.write(f"[1/3] behaviour cloning from scripted demos -> {sft_dir}")
+        args.out = str(sft_dir)
+        cmd_sft(args)
+    results = {}
+    for i, selector in enumerate(("full", "pcm"), start=2):
+        overrides = {"pcm.selector": selector, "policy.pretrained": str(sft_dir / "policy"), "name": selector}
+        if args.steps is not None:
+            overrides["train.steps"] = args.steps
+        config = RunConfig.from_dict(base.to_dict(), overrides)
+        tqdm.write(f"[{i}/3] {'GRPO (every chunk)' if selector == 'full' else 'PCM'} -> {out / selector}")
+        results[selector] = run_training(config, out / selector)
+    full, pcm = results["full"], results["pcm"]
+    print("\n            eval success (start -> final)   mean update s   kept fraction")
+    for name, r in results.items():
+        print(
+            f"{name:>10}   {r['eval_success_start']:.2f} -> {r['eval_success_final']:.2f}"
+            f"                  {r['mean_update_s']:8.2f}        {r['mean_kept_fraction']:.2f}"
+        )
+    speedup = full["mean_update_s"] / max(pcm["mean_update_s"], 1e-9)
+    print(f"PCM update speed-up: {speedup:.2f}x")
+    return {"update_speedup": speedup, **{k: v for k, v in results.items()}}
+
+
+def cmd_presets(args: argparse.Namespace) -> dict:
+    from pcm_engine.config import PRESETS_DIR
+
+    names = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+    for name in names:
+        print(name)
+    return {"presets": names}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pcm", description="PCM Lab: GRPO and PCM for VLA policies")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sft", help="behaviour cloning from scripted demos (the RL starting point)")
+    _add_config_args(p)
+    p.add_argument("--out", default="runs/sft", help="output folder (policy saved in OUT/policy)")
+    p.set_defaults(func=cmd_sft)
+
+    p = sub.add_parser("train", help="GRPO / PCM training (resumes from the run dir's newest checkpoint)")
+    _add_config_args(p)
+    p.add_argument("--run-dir", help="run folder (default runs/<name>)")
+    p.add_argument("--fresh", action="store_true", help="delete the run folder first")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="success rate of a saved policy on the eval init states")
+    _add_config_args(p)
+    p.add_argument("--policy", required=True, help="folder written by pcm sft / pcm train")
+    p.add_argument("--episodes", type=int, help="episodes per task")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help="SFT, then GRPO vs PCM side by side (the quick tour)")
+    _add_config_args(p)
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--steps", type=int, help="RL steps per method (default: the preset's)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("presets", help="list the presets in configs/")
+    p.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

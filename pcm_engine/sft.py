@@ -1,0 +1,97 @@
+"""Behaviour cloning from scripted demonstrations: the policy RL starts from.
+
+The paper started RL from a one-demo-per-task SFT checkpoint; `sft.demos_per_task` sets ours.
+Demos come from the first `demos_per_task` train init states of every task, so the RL init states
+the demos did not cover remain new to the policy, and the eval states are never seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pcm_engine import metrics as M
+from pcm_engine.config import RunConfig
+from pcm_engine.envs import make_env
+from pcm_engine.envs.expert import DemoSet, ScriptedExpert, collect_demos
+from pcm_engine.metrics import MetricSink
+from pcm_engine.trainer import build_policy, evaluate_policy, pick_device
+
+
+def make_demos(config: RunConfig, env=None) -> DemoSet:
+    env = env or make_env(config.env)
+    per_task = min(config.sft.demos_per_task, env.num_init_states("train"))
+    tasks = np.repeat(np.arange(env.num_tasks), per_task)
+    inits = np.tile(np.arange(per_task), env.num_tasks)
+    expert = ScriptedExpert(noise=config.sft.expert_noise, seed=config.train.seed)
+    return collect_demos(env, tasks, inits, config.grpo.chunk_len, expert, split="train")
+
+
+def run_sft(
+    config: RunConfig,
+    out_dir: str | Path,
+    sink: MetricSink,
+    *,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> dict[str, float]:
+    """Collect demos, fit the policy with token cross-entropy, save it to `out_dir/policy`,
+    evaluate it, and return the final metrics (`sft/loss`, eval success)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config.train.torch_threads:
+        torch.set_num_threads(config.train.torch_threads)
+    torch.manual_seed(config.train.seed)
+    device = pick_device(config.train.device)
+    env = make_env(config.env)
+    demos = make_demos(config, env)
+    policy = build_policy(config, env, device)
+    losses = fit(policy, demos, config, on_epoch=on_epoch)
+    for epoch, loss in enumerate(losses, start=1):
+        sink.log_metrics(epoch, {M.SFT_LOSS: loss})
+    policy.save_pretrained(out_dir / "policy")
+    config.save(out_dir / "config.yaml")
+    result = {M.SFT_LOSS: losses[-1], M.SFT_DEMO_CHUNKS: float(len(demos.actions))}
+    result.update(evaluate_policy(env, policy, config, seed=config.train.seed))
+    sink.log_metrics(len(losses), result)
+    return result
+
+
+def fit(
+    policy,
+    demos: DemoSet,
+    config: RunConfig,
+    *,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """Mini-batch cross-entropy on the expert's action tokens; returns the mean loss per epoch."""
+    s = config.sft
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    targets = policy.tokens_from_actions(demos.actions)
+    rng = np.random.default_rng(config.train.seed)
+    policy.train()
+    losses = []
+    for epoch in range(1, s.epochs + 1):
+        order = rng.permutation(len(demos.actions))
+        total, count = 0.0, 0
+        for start in range(0, len(order), s.batch_size):
+            rows = order[start : start + s.batch_size]
+            inputs = policy.prepare(
+                demos.images[rows], demos.proprio[rows], [demos.instructions[i] for i in rows]
+            )
+            logits = policy(inputs)
+            target = targets[torch.as_tensor(rows)].to(logits.device)
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            total += float(loss) * len(rows)
+            count += len(rows)
+        losses.append(total / count)
+        if on_epoch:
+            on_epoch(epoch, losses[-1])
+    return losses

@@ -1,0 +1,438 @@
+"""The training loop: rollout -> phases -> scores -> select -> update -> eval -> checkpoint.
+
+One `Trainer.step()` is one GRPO step (spec §1–§5). The trainer reports only through a
+MetricSink; it knows nothing of where the numbers go.
+"""
+
+from __future__ import annotations
+
+import copy
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pcm_engine import metrics as M
+from pcm_engine.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from pcm_engine.config import RunConfig
+from pcm_engine.envs import VecEnv, make_env
+from pcm_engine.grpo import group_advantages, mixed_group_mask, surrogate_sums
+from pcm_engine.metrics import ChunkRecord, MetricSink
+from pcm_engine.pcm import KeepWeights, TrajectoryChunks, phase_scores, select_chunks, unbiased_weights
+from pcm_engine.phases import PHASES, label_phases
+from pcm_engine.policies import VLAPolicy
+from pcm_engine.rollout import ChunkBatch, collect_rollouts
+
+EVAL_SEED_OFFSET = 10_007  # eval draws from its own generator, so evaluating never shifts training
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but torch sees no CUDA device on this machine")
+    return torch.device(choice)
+
+
+def build_policy(config: RunConfig, env: VecEnv, device: torch.device) -> VLAPolicy:
+    """A fresh policy from `config.policy`, or the one saved at `config.policy.pretrained`."""
+    if config.policy.pretrained:
+        directory = Path(config.policy.pretrained)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"policy.pretrained: no directory at '{directory}'")
+        policy = VLAPolicy.from_pretrained(directory)
+        if policy.chunk_len != config.grpo.chunk_len:
+            raise ValueError(
+                f"grpo.chunk_len is {config.grpo.chunk_len} but the policy at '{directory}' "
+                f"decodes chunks of {policy.chunk_len}"
+            )
+    else:
+        policy = VLAPolicy(
+            config.policy,
+            chunk_len=config.grpo.chunk_len,
+            action_dim=env.action_dim,
+            proprio_dim=env.proprio_dim,
+            image_size=env.image_size,
+        )
+    return policy.to(device)
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+class SavedTensorMeter:
+    """Bytes of tensors autograd saves for backward during a forward, each storage counted once.
+
+    Parameters are excluded: they are the same for every selector and are not activations.
+    """
+
+    def __init__(self, exclude: set[int]):
+        self.exclude = exclude
+        self.storages: dict[int, int] = {}
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in self.exclude:
+            self.storages[ptr] = storage.nbytes()
+        return tensor
+
+    def hooks(self):
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.storages.values())
+
+
+@dataclass
+class Selection:
+    """The result of scoring and selection for one step."""
+
+    update_batch: ChunkBatch  # only kept chunks of trajectories in mixed groups
+    chunk_weights: np.ndarray  # [kept chunks] loss weight of each kept chunk
+    advantages: np.ndarray  # [trajectories of update_batch]
+    labels: list[list[str]]  # phase labels per trajectory of the rollout batch
+    kept_rows: np.ndarray  # rows of the rollout batch that were kept
+    available_rows: np.ndarray  # rows of the rollout batch eligible for the update
+    scores: dict[str, float]
+    p: dict[str, float]
+    refreshed: bool
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, run_dir: str | Path, sink: MetricSink, *, resume: bool = True):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.sink = sink
+        if config.train.torch_threads:
+            torch.set_num_threads(config.train.torch_threads)
+        self.device = pick_device(config.train.device)
+        torch.manual_seed(config.train.seed)
+        self.env = make_env(config.env)
+        self.policy = build_policy(config, self.env, self.device)
+        self.policy.train()
+        trainable = [p for p in self.policy.parameters() if p.requires_grad]
+        g = config.grpo
+        self.optimizer = torch.optim.AdamW(
+            trainable, lr=g.lr, betas=tuple(g.betas), weight_decay=g.weight_decay
+        )
+        self.reference = None
+        if g.kl_coef > 0:
+            self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        self.keep = KeepWeights(PHASES, config.pcm.refresh_every, config.pcm.p_min)
+        self.rng = np.random.default_rng(config.train.seed)
+        self.sampler = torch.Generator().manual_seed(config.train.seed)
+        self.step_count = 0
+        self._last_log = time.perf_counter()
+        self._param_storages = {p.untyped_storage().data_ptr() for p in self.policy.parameters()}
+        config.save(self.run_dir / "config.yaml")
+        if resume:
+            self.resume_from = self._try_resume()
+
+    # --- resume ----------------------------------------------------------------------------------
+
+    def _try_resume(self) -> int | None:
+        checkpoint = latest_checkpoint(self.run_dir)
+        if checkpoint is None:
+            return None
+        state = load_checkpoint(checkpoint, policy=self.policy, optimizer=self.optimizer)
+        self.step_count = int(state["step"])
+        self.keep.load_state_dict(state["keep_weights"])
+        restore_rng_state(state["rng"], self.rng, self.sampler)
+        return self.step_count
+
+    def save(self) -> Path:
+        return save_checkpoint(
+            self.run_dir,
+            self.step_count,
+            config=self.config,
+            policy=self.policy,
+            optimizer=self.optimizer,
+            trainer_state={"keep_weights": self.keep.state_dict(), "rng": rng_state(self.rng, self.sampler)},
+            keep_last=self.config.train.keep_checkpoints,
+        )
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, float]:
+        """Run until `train.steps`, then export the policy to `run_dir/policy` (loadable with
+        `VLAPolicy.from_pretrained`); returns the last step's metrics."""
+        cfg = self.config
+        last: dict[str, float] = {}
+        if self.step_count == 0 and cfg.eval.every > 0:
+            self.sink.log_metrics(0, self.evaluate())
+        while self.step_count < cfg.train.steps:
+            last = self.step()
+            every = cfg.train.checkpoint_every
+            if (every and self.step_count % every == 0) or self.step_count == cfg.train.steps:
+                self.save()
+        self.policy.save_pretrained(self.run_dir / "policy")
+        return last
+
+    def step(self) -> dict[str, float]:
+        """One GRPO/PCM step; logs its metrics (and, when due, eval) before returning them."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        batch = self.rollout()
+        t1 = time.perf_counter()
+        selection = self.select(batch)
+        t2 = time.perf_counter()
+        update_stats = self.update(selection)
+        t3 = time.perf_counter()
+        self.step_count += 1
+
+        out = self._step_metrics(batch, selection, update_stats)
+        out.update({M.TIME_ROLLOUT: t1 - t0, M.TIME_SELECT: t2 - t1, M.TIME_UPDATE: t3 - t2})
+        every = cfg.eval.every
+        if (every and self.step_count % every == 0) or self.step_count == cfg.train.steps:
+            out.update(self.evaluate())
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            out[M.MEM_PEAK_GPU] = float(torch.cuda.max_memory_allocated(self.device))
+        out[M.MEM_PEAK_RSS] = float(peak_rss_bytes())
+        now = time.perf_counter()
+        step_s = now - self._last_log  # includes the previous step's checkpoint
+        out[M.TIME_STEP] = step_s
+        out[M.TIME_OTHER] = max(0.0, step_s - (t3 - t0))
+        self._last_log = now
+        self.sink.log_metrics(self.step_count, out)
+        self.sink.log_chunks(self.step_count, self._chunk_records(batch, selection))
+        return out
+
+    # --- the pieces ------------------------------------------------------------------------------
+
+    def rollout(self) -> ChunkBatch:
+        g = self.config.grpo
+        tasks = self.rng.integers(0, self.env.num_tasks, size=g.groups_per_step)
+        inits = self.rng.integers(0, self.env.num_init_states("train"), size=g.groups_per_step)
+        return collect_rollouts(
+            self.env,
+            self.policy,
+            np.repeat(tasks, g.group_size),
+            np.repeat(inits, g.group_size),
+            np.repeat(np.arange(g.groups_per_step), g.group_size),
+            chunk_len=g.chunk_len,
+            temperature=g.temperature,
+            generator=self.sampler,
+        )
+
+    def label(self, batch: ChunkBatch) -> list[list[str]]:
+        ph = self.config.pcm.phases
+        labels = []
+        for t in range(batch.num_trajectories):
+            g = (batch.actions[batch.chunks_of(t), :, -1] > 0).mean(axis=1)
+            labels.append(
+                label_phases(
+                    g,
+                    sustained=ph.sustained,
+                    active=ph.active,
+                    pre_low=ph.pre_low,
+                    window=ph.window,
+                    tail=ph.tail,
+                    no_grasp=ph.no_grasp,
+                )
+            )
+        return labels
+
+    def select(self, batch: ChunkBatch) -> Selection:
+        """Phases, scores (§3), keep weights (§4), dynamic sampling and chunk selection (§5)."""
+        cfg = self.config
+        labels = self.label(batch)
+        chunk_phases = [label for traj in labels for label in traj]  # rows are trajectory-major
+        scores = phase_scores(
+            batch.actions.reshape(batch.num_chunks, -1),
+            chunk_phases,
+            batch.success[batch.traj],
+            batch.group[batch.traj],
+        )
+        refreshed = self.keep.update(scores)
+        p = self.keep.p
+        advantages = group_advantages(batch.success.astype(np.float64), batch.group, cfg.grpo.adv_eps)
+        eligible = (
+            mixed_group_mask(batch.success, batch.group)
+            if cfg.grpo.dynamic_sampling
+            else np.ones(batch.num_trajectories, dtype=bool)
+        )
+        trajectories = np.flatnonzero(eligible)
+        kept_per_traj = select_chunks(
+            cfg.pcm.selector,
+            [TrajectoryChunks(labels[t]) for t in trajectories],
+            p,
+            cfg.pcm.budget,
+            self.rng,
+        )
+        kept_rows, weights = [], []
+        for t, kept in zip(trajectories, kept_per_traj, strict=True):
+            rows = batch.chunks_of(t)
+            kept_rows.append(rows[kept])
+            if cfg.pcm.reweight == "unbiased":
+                weights.append(unbiased_weights(labels[t], kept))
+            else:
+                weights.append(np.ones(len(kept)))
+        kept_rows_arr = np.concatenate(kept_rows) if kept_rows else np.zeros(0, dtype=np.int64)
+        weights_arr = np.concatenate(weights) if weights else np.zeros(0)
+        update_batch = batch.subset(kept_rows_arr).select_trajectories(eligible)
+        available_rows = np.flatnonzero(eligible[batch.traj])
+        return Selection(
+            update_batch=update_batch,
+            chunk_weights=weights_arr,
+            advantages=advantages[eligible],
+            labels=labels,
+            kept_rows=kept_rows_arr,
+            available_rows=available_rows,
+            scores=scores,
+            p=p,
+            refreshed=refreshed,
+        )
+
+    def actor_forward(self, batch: ChunkBatch, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced log-probs and entropy of the chunk rows `rows` — the only place the
+        actor runs with gradients, and it only ever receives kept chunks."""
+        inputs = self.policy.prepare(batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows))
+        tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
+        return self.policy.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)
+
+    def update(self, selection: Selection) -> dict[str, float]:
+        """One PPO epoch over the update batch in mini-batches of trajectories; each mini-batch
+        is one optimizer step, accumulated over micro-batches of `micro_batch_trajectories`."""
+        g = self.config.grpo
+        batch = selection.update_batch
+        if batch.num_chunks == 0:
+            return {M.TRAIN_UPDATED: 0.0, M.TRAIN_UPDATE_TRAJECTORIES: 0.0}
+        tokens_per_chunk = batch.tokens.shape[1]
+        order = self.rng.permutation(batch.num_trajectories)
+        totals = dict(loss=0.0, entropy=0.0, clipped=0.0, approx_kl=0.0, ref_kl=0.0, weight=0.0)
+        grad_norms, peak_activation = [], 0
+        for mini in np.array_split(order, min(g.mini_batches, batch.num_trajectories)):
+            mini_rows = np.flatnonzero(np.isin(batch.traj, mini))
+            normaliser = float(selection.chunk_weights[mini_rows].sum()) * tokens_per_chunk
+            if normaliser <= 0:
+                continue
+            self.optimizer.zero_grad(set_to_none=True)
+            for start in range(0, len(mini), g.micro_batch_trajectories):
+                micro = mini[start : start + g.micro_batch_trajectories]
+                rows = np.flatnonzero(np.isin(batch.traj, micro))
+                meter = SavedTensorMeter(self._param_storages)
+                with meter.hooks():
+                    log_probs, entropy = self.actor_forward(batch, rows)
+                    ref = self._reference_log_probs(batch, rows) if self.reference is not None else None
+                    sums = surrogate_sums(
+                        log_probs,
+                        torch.as_tensor(batch.old_log_probs[rows], device=self.device),
+                        entropy,
+                        torch.as_tensor(selection.advantages[batch.traj[rows]], device=self.device).float(),
+                        torch.as_tensor(selection.chunk_weights[rows], device=self.device).float(),
+                        clip_low=g.clip_low,
+                        clip_high=g.clip_high,
+                        entropy_coef=g.entropy_coef,
+                        kl_coef=g.kl_coef,
+                        ref_log_probs=ref,
+                    )
+                peak_activation = max(peak_activation, meter.bytes)
+                (sums.loss / normaliser).backward()
+                totals["loss"] += sums.policy_loss
+                totals["entropy"] += sums.entropy
+                totals["clipped"] += sums.clipped
+                totals["approx_kl"] += sums.approx_kl
+                totals["ref_kl"] += sums.ref_kl
+            totals["weight"] += normaliser
+            params = [p for p in self.policy.parameters() if p.requires_grad]
+            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm)))
+            self.optimizer.step()
+        w = max(totals["weight"], 1e-12)
+        out = {
+            M.TRAIN_UPDATED: 1.0,
+            M.TRAIN_UPDATE_TRAJECTORIES: float(batch.num_trajectories),
+            M.TRAIN_POLICY_LOSS: totals["loss"] / w,
+            M.TRAIN_ENTROPY: totals["entropy"] / w,
+            M.TRAIN_CLIP_FRACTION: totals["clipped"] / w,
+            M.TRAIN_APPROX_KL: totals["approx_kl"] / w,
+            M.TRAIN_GRAD_NORM: float(np.mean(grad_norms)) if grad_norms else 0.0,
+            M.MEM_ACTIVATION: float(peak_activation),
+        }
+        if self.reference is not None:
+            out[M.TRAIN_REF_KL] = totals["ref_kl"] / w
+        return out
+
+    @torch.no_grad()
+    def _reference_log_probs(self, batch: ChunkBatch, rows: np.ndarray) -> torch.Tensor:
+        inputs = self.reference.prepare(batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows))
+        tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
+        return self.reference.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)[0]
+
+    def evaluate(self) -> dict[str, float]:
+        """Success on the held-out eval init states: the first `episodes_per_task` of every task,
+        sampled at `eval.temperature` from a generator of its own (a fixed protocol)."""
+        t0 = time.perf_counter()
+        result = evaluate_policy(self.env, self.policy, self.config, seed=self.config.train.seed)
+        result[M.TIME_EVAL] = time.perf_counter() - t0
+        return result
+
+    # --- reporting -------------------------------------------------------------------------------
+
+    def _step_metrics(self, batch: ChunkBatch, sel: Selection, update_stats: dict) -> dict[str, float]:
+        out: dict[str, float] = dict(update_stats)
+        out[M.ROLLOUT_SUCCESS] = float(batch.success.mean())
+        out[M.ROLLOUT_TRAJECTORIES] = float(batch.num_trajectories)
+        out[M.ROLLOUT_CHUNKS] = float(batch.num_chunks)
+        out[M.ROLLOUT_EPISODE_STEPS] = float(batch.episode_steps.mean())
+        out[M.ROLLOUT_MIXED_GROUPS] = float(
+            len(np.unique(batch.group[mixed_group_mask(batch.success, batch.group)]))
+        )
+        chunk_phases = np.array([label for traj in sel.labels for label in traj])
+        for phase in PHASES:
+            out[M.keep_metric(phase)] = sel.p[phase]
+            out[M.available_metric(phase)] = float((chunk_phases[sel.available_rows] == phase).sum())
+            out[M.kept_metric(phase)] = float((chunk_phases[sel.kept_rows] == phase).sum())
+        for phase, score in sel.scores.items():
+            out[M.score_metric(phase)] = score
+        out[M.PCM_KEPT_CHUNKS] = float(len(sel.kept_rows))
+        out[M.PCM_KEPT_FRACTION] = len(sel.kept_rows) / max(1, len(sel.available_rows))
+        out[M.PCM_REFRESHED] = float(sel.refreshed)
+        return out
+
+    def _chunk_records(self, batch: ChunkBatch, sel: Selection) -> list[ChunkRecord]:
+        kept = set(sel.kept_rows.tolist())
+        records = []
+        for t in range(min(self.config.pcm.mask_records_trajectories, batch.num_trajectories)):
+            for row, phase in zip(batch.chunks_of(t), sel.labels[t], strict=True):
+                records.append(
+                    ChunkRecord(
+                        trajectory=t,
+                        chunk=int(batch.chunk_index[row]),
+                        phase=phase,
+                        kept=int(row) in kept,
+                        success=bool(batch.success[t]),
+                        group=int(batch.group[t]),
+                    )
+                )
+        return records
+
+
+def evaluate_policy(env: VecEnv, policy: VLAPolicy, config: RunConfig, *, seed: int) -> dict[str, float]:
+    """Eval success rate overall and per task on the eval split (fixed init states and seed)."""
+    e = config.eval
+    episodes = min(e.episodes_per_task, env.num_init_states("eval"))
+    tasks = np.repeat(np.arange(env.num_tasks), episodes)
+    inits = np.tile(np.arange(episodes), env.num_tasks)
+    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    batch = collect_rollouts(
+        env,
+        policy,
+        tasks,
+        inits,
+        np.arange(len(tasks)),
+        chunk_len=config.grpo.chunk_len,
+        temperature=e.temperature,
+        generator=generator,
+        split="eval",
+    )
+    out = {M.EVAL_SUCCESS: float(batch.success.mean()), M.EVAL_EPISODES: float(len(tasks))}
+    for task in range(env.num_tasks):
+        out[M.eval_task_metric(task)] = float(batch.success[tasks == task].mean())
+    return out
