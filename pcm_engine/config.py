@@ -31,8 +31,12 @@ class TabletopConfig(_Section):
     tasks: list[int] | None = Field(
         None, description="Task ids to train and evaluate on; None = every task of the suite."
     )
-    train_init_states: int = Field(50, ge=1, le=10000, description="Seeded initial states per task.")
-    eval_init_states: int = Field(50, ge=1, le=10000, description="Held-out initial states per task.")
+    train_init_states: int = Field(
+        50, ge=1, le=10000, description="Seeded initial states per task."
+    )
+    eval_init_states: int = Field(
+        50, ge=1, le=10000, description="Held-out initial states per task."
+    )
     grasp_tolerance: float = Field(
         0.06, gt=0, le=1, description="Max horizontal gripper-object offset for a grasp to hold."
     )
@@ -40,10 +44,16 @@ class TabletopConfig(_Section):
         0.08, gt=0, le=1, description="Max horizontal object-target offset for success."
     )
     release_height: float = Field(
-        0.12, gt=0, le=1, description="Highest release above the table that keeps the object upright."
+        0.12,
+        gt=0,
+        le=1,
+        description="Highest release above the table that keeps the object upright.",
+    )
+    grasp_height: float = Field(
+        0.06, gt=0, le=1, description="The gripper must be below this height for a grasp to hold."
     )
     move_scale: float = Field(
-        0.06, gt=0, le=1, description="Gripper displacement per step for a full-scale action."
+        0.04, gt=0, le=1, description="Gripper displacement per step for a full-scale action."
     )
 
 
@@ -51,18 +61,29 @@ EnvConfig = TabletopConfig
 
 
 class LoraConfig(_Section):
+    """peft LoRA on the attention projections; the policy's own small modules stay fully trained."""
+
     enabled: bool = False
     r: int = Field(8, ge=1, le=512)
     alpha: int = Field(16, ge=1, le=4096)
     dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        min_length=1,
+        description="Module names adapted in the language model (Llama/Qwen2 naming).",
+    )
+    vision_target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "out_proj"],
+        description="Module names adapted in the SigLIP vision tower; [] = the tower is frozen.",
+    )
 
 
 class PolicyConfig(_Section):
     """A transformers VLM (SigLIP vision tower + Llama/Qwen2 decoder) with parallel action decoding."""
 
     pretrained: str | None = Field(
-        None, description="Local directory written by VLAPolicy.save_pretrained; None = build fresh."
+        None,
+        description="Local directory written by VLAPolicy.save_pretrained; None = build fresh.",
     )
     language_model: Literal["llama", "qwen2"] = "llama"
     hidden_size: int = Field(128, ge=16, le=8192)
@@ -72,12 +93,33 @@ class PolicyConfig(_Section):
     vision_layers: int = Field(2, ge=1, le=64)
     vision_heads: int = Field(4, ge=1, le=64)
     patch_size: int = Field(8, ge=2, le=64)
-    action_bins: int = Field(256, ge=2, le=4096, description="Uniform bins per action dimension (§1).")
+    patch_merge: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="k: each k x k block of vision patch tokens is concatenated and projected to "
+        "one LM token (pixel-unshuffle), so the LM sees (image_size / patch_size / k)^2 image "
+        "tokens; 1 = one LM token per patch.",
+    )
+    mlp_ratio: int = Field(
+        2, ge=1, le=8, description="MLP width / hidden size, in the LM and in the vision tower."
+    )
+    action_bins: int = Field(
+        256, ge=2, le=4096, description="Uniform bins per action dimension (§1)."
+    )
     max_instruction_bytes: int = Field(96, ge=8, le=1024)
     dtype: Literal["float32", "bfloat16"] = "float32"
     gradient_checkpointing: bool = False
     lora: LoraConfig = Field(default_factory=LoraConfig)
     seed: int = Field(0, ge=0, description="Seed of the random initial weights.")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> PolicyConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError("policy.hidden_size must be a multiple of policy.num_heads")
+        if self.vision_hidden_size % self.vision_heads:
+            raise ValueError("policy.vision_hidden_size must be a multiple of policy.vision_heads")
+        return self
 
 
 class GRPOConfig(_Section):
@@ -142,7 +184,9 @@ class SFTConfig(_Section):
 
 
 class EvalConfig(_Section):
-    every: int = Field(10, ge=0, le=100000, description="Evaluate every N steps; 0 = only at the end.")
+    every: int = Field(
+        10, ge=0, le=100000, description="Evaluate every N steps; 0 = only at the end."
+    )
     episodes_per_task: int = Field(10, ge=1, le=10000)
     temperature: float = Field(1.0, ge=0, le=10, description="Sampling temperature; 0 = greedy.")
 
@@ -259,8 +303,12 @@ def resolve_preset(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    candidate = PRESETS_DIR / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
+    candidate = PRESETS_DIR / (
+        name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml"
+    )
     if candidate.is_file():
         return candidate
     known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-    raise ConfigError(f"no config file or preset named '{name_or_path}' (presets: {known})", ["config"])
+    raise ConfigError(
+        f"no config file or preset named '{name_or_path}' (presets: {known})", ["config"]
+    )

@@ -6,8 +6,9 @@ observation, so observations are only rendered at chunk boundaries (spec §1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 
