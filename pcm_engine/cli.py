@@ -35,7 +35,8 @@ class ProgressSink:
             self.bar.set_postfix_str(self._eval_text())
             return
         split = "/".join(
-            f"{metrics.get(k, 0.0):.1f}" for k in (M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER)
+            f"{metrics.get(k, 0.0):.1f}"
+            for k in (M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER)
         )
         self.bar.set_postfix_str(
             f"success={metrics[M.ROLLOUT_SUCCESS]:.2f} {self._eval_text()} "
@@ -59,9 +60,14 @@ def load_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _add_config_args(p: argparse.ArgumentParser, default: str = "tabletop_pcm") -> None:
-    p.add_argument("--config", default=default, help=f"YAML file or preset name (default: {default})")
     p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. pcm.budget=3"
+        "--config", default=default, help=f"YAML file or preset name (default: {default})"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. pcm.budget=3",
     )
 
 
@@ -156,7 +162,10 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     if not Path(args.policy).is_dir():
         raise ConfigError(f"--policy: no directory at '{args.policy}'", ["policy"])
     policy = VLAPolicy.from_pretrained(args.policy).to(pick_device(config.train.device))
-    return {"policy": args.policy, **evaluate_policy(make_env(config.env), policy, config, seed=config.train.seed)}
+    return {
+        "policy": args.policy,
+        **evaluate_policy(make_env(config.env), policy, config, seed=config.train.seed),
+    }
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:
@@ -170,11 +179,17 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         cmd_sft(args)
     results = {}
     for i, selector in enumerate(("full", "pcm"), start=2):
-        overrides = {"pcm.selector": selector, "policy.pretrained": str(sft_dir / "policy"), "name": selector}
+        overrides = {
+            "pcm.selector": selector,
+            "policy.pretrained": str(sft_dir / "policy"),
+            "name": selector,
+        }
         if args.steps is not None:
             overrides["train.steps"] = args.steps
         config = RunConfig.from_dict(base.to_dict(), overrides)
-        tqdm.write(f"[{i}/3] {'GRPO (every chunk)' if selector == 'full' else 'PCM'} -> {out / selector}")
+        tqdm.write(
+            f"[{i}/3] {'GRPO (every chunk)' if selector == 'full' else 'PCM'} -> {out / selector}"
+        )
         results[selector] = run_training(config, out / selector)
     full, pcm = results["full"], results["pcm"]
     print("\n            eval success (start -> final)   mean update s   kept fraction")
@@ -198,7 +213,9 @@ def cmd_presets(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pcm", description="PCM Lab: GRPO and PCM for VLA policies")
+    parser = argparse.ArgumentParser(
+        prog="pcm", description="PCM Lab: GRPO and PCM for VLA policies"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("sft", help="behaviour cloning from scripted demos (the RL starting point)")
@@ -206,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/sft", help="output folder (policy saved in OUT/policy)")
     p.set_defaults(func=cmd_sft)
 
-    p = sub.add_parser("train", help="GRPO / PCM training (resumes from the run dir's newest checkpoint)")
+    p = sub.add_parser(
+        "train", help="GRPO / PCM training (resumes from the run dir's newest checkpoint)"
+    )
     _add_config_args(p)
     p.add_argument("--run-dir", help="run folder (default runs/<name>)")
     p.add_argument("--fresh", action="store_true", help="delete the run folder first")

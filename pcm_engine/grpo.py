@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 
-def group_advantages(rewards: Sequence[float], groups: Sequence[int], eps: float = 1e-6) -> np.ndarray:
+def group_advantages(
+    rewards: Sequence[float], groups: Sequence[int], eps: float = 1e-6
+) -> np.ndarray:
     """`A_i = (r_i − mean(r)) / (std(r) + eps)` within each group; `std` with ddof=1 as in the
     verl / SimpleVLA-RL code the paper builds on. A group of one, or of equal rewards, gets 0."""
     rewards = np.asarray(rewards, dtype=np.float64)
@@ -102,9 +104,11 @@ def surrogate_sums(
         kl = torch.exp(delta) - delta - 1.0
         per_token = per_token + kl_coef * kl
         ref_kl = (w * kl).sum().detach()
+    loss = (w * per_token).sum()
     log_ratio = (log_probs - old_log_probs).detach()
+    w, pg, entropy = w.detach(), pg.detach(), entropy.detach()
     return LossSums(
-        loss=(w * per_token).sum(),
+        loss=loss,
         policy_loss=float((w * pg).sum()),
         entropy=float((w * entropy).sum()),
         clipped=float((w * clipped).sum()),

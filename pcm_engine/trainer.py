@@ -16,16 +16,30 @@ import numpy as np
 import torch
 
 from pcm_engine import metrics as M
-from pcm_engine.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from pcm_engine.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 from pcm_engine.config import RunConfig
 from pcm_engine.envs import VecEnv, make_env
 from pcm_engine.grpo import group_advantages, mixed_group_mask, surrogate_sums
 from pcm_engine.metrics import ChunkRecord, MetricSink
-from pcm_engine.pcm import KeepWeights, TrajectoryChunks, phase_scores, select_chunks, unbiased_weights
+from pcm_engine.pcm import (
+    KeepWeights,
+    TrajectoryChunks,
+    phase_scores,
+    select_chunks,
+    unbiased_weights,
+)
 from pcm_engine.phases import PHASES, label_phases
 from pcm_engine.policies import VLAPolicy
 from pcm_engine.rollout import ChunkBatch, collect_rollouts
 
+RUNTIME_POLICY_FIELDS = ("lora", "dtype", "gradient_checkpointing", "max_instruction_bytes")
+"""Policy settings a run may change on a loaded checkpoint (architecture fields come from it)."""
 EVAL_SEED_OFFSET = 10_007  # eval draws from its own generator, so evaluating never shifts training
 
 
@@ -43,7 +57,9 @@ def build_policy(config: RunConfig, env: VecEnv, device: torch.device) -> VLAPol
         directory = Path(config.policy.pretrained)
         if not directory.is_dir():
             raise FileNotFoundError(f"policy.pretrained: no directory at '{directory}'")
-        policy = VLAPolicy.from_pretrained(directory)
+        runtime = config.policy.model_dump(mode="json")
+        overrides = {k: runtime[k] for k in RUNTIME_POLICY_FIELDS}
+        policy = VLAPolicy.from_pretrained(directory, config_overrides=overrides)
         if policy.chunk_len != config.grpo.chunk_len:
             raise ValueError(
                 f"grpo.chunk_len is {config.grpo.chunk_len} but the policy at '{directory}' "
@@ -105,7 +121,9 @@ class Selection:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, run_dir: str | Path, sink: MetricSink, *, resume: bool = True):
+    def __init__(
+        self, config: RunConfig, run_dir: str | Path, sink: MetricSink, *, resume: bool = True
+    ):
         self.config = config
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +145,7 @@ class Trainer:
             self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
         self.keep = KeepWeights(PHASES, config.pcm.refresh_every, config.pcm.p_min)
         self.rng = np.random.default_rng(config.train.seed)
-        self.sampler = torch.Generator().manual_seed(config.train.seed)
+        self.sampler = torch.Generator(device=self.device).manual_seed(config.train.seed)
         self.step_count = 0
         self._last_log = time.perf_counter()
         self._param_storages = {p.untyped_storage().data_ptr() for p in self.policy.parameters()}
@@ -154,7 +172,10 @@ class Trainer:
             config=self.config,
             policy=self.policy,
             optimizer=self.optimizer,
-            trainer_state={"keep_weights": self.keep.state_dict(), "rng": rng_state(self.rng, self.sampler)},
+            trainer_state={
+                "keep_weights": self.keep.state_dict(),
+                "rng": rng_state(self.rng, self.sampler),
+            },
             keep_last=self.config.train.keep_checkpoints,
         )
 
@@ -252,7 +273,9 @@ class Trainer:
         )
         refreshed = self.keep.update(scores)
         p = self.keep.p
-        advantages = group_advantages(batch.success.astype(np.float64), batch.group, cfg.grpo.adv_eps)
+        advantages = group_advantages(
+            batch.success.astype(np.float64), batch.group, cfg.grpo.adv_eps
+        )
         eligible = (
             mixed_group_mask(batch.success, batch.group)
             if cfg.grpo.dynamic_sampling
@@ -290,10 +313,14 @@ class Trainer:
             refreshed=refreshed,
         )
 
-    def actor_forward(self, batch: ChunkBatch, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def actor_forward(
+        self, batch: ChunkBatch, rows: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced log-probs and entropy of the chunk rows `rows` — the only place the
         actor runs with gradients, and it only ever receives kept chunks."""
-        inputs = self.policy.prepare(batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows))
+        inputs = self.policy.prepare(
+            batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows)
+        )
         tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
         return self.policy.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)
 
@@ -320,12 +347,18 @@ class Trainer:
                 meter = SavedTensorMeter(self._param_storages)
                 with meter.hooks():
                     log_probs, entropy = self.actor_forward(batch, rows)
-                    ref = self._reference_log_probs(batch, rows) if self.reference is not None else None
+                    ref = (
+                        self._reference_log_probs(batch, rows)
+                        if self.reference is not None
+                        else None
+                    )
                     sums = surrogate_sums(
                         log_probs,
                         torch.as_tensor(batch.old_log_probs[rows], device=self.device),
                         entropy,
-                        torch.as_tensor(selection.advantages[batch.traj[rows]], device=self.device).float(),
+                        torch.as_tensor(
+                            selection.advantages[batch.traj[rows]], device=self.device
+                        ).float(),
                         torch.as_tensor(selection.chunk_weights[rows], device=self.device).float(),
                         clip_low=g.clip_low,
                         clip_high=g.clip_high,
@@ -361,7 +394,9 @@ class Trainer:
 
     @torch.no_grad()
     def _reference_log_probs(self, batch: ChunkBatch, rows: np.ndarray) -> torch.Tensor:
-        inputs = self.reference.prepare(batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows))
+        inputs = self.reference.prepare(
+            batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows)
+        )
         tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
         return self.reference.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)[0]
 
@@ -375,7 +410,9 @@ class Trainer:
 
     # --- reporting -------------------------------------------------------------------------------
 
-    def _step_metrics(self, batch: ChunkBatch, sel: Selection, update_stats: dict) -> dict[str, float]:
+    def _step_metrics(
+        self, batch: ChunkBatch, sel: Selection, update_stats: dict
+    ) -> dict[str, float]:
         out: dict[str, float] = dict(update_stats)
         out[M.ROLLOUT_SUCCESS] = float(batch.success.mean())
         out[M.ROLLOUT_TRAJECTORIES] = float(batch.num_trajectories)
@@ -387,7 +424,9 @@ class Trainer:
         chunk_phases = np.array([label for traj in sel.labels for label in traj])
         for phase in PHASES:
             out[M.keep_metric(phase)] = sel.p[phase]
-            out[M.available_metric(phase)] = float((chunk_phases[sel.available_rows] == phase).sum())
+            out[M.available_metric(phase)] = float(
+                (chunk_phases[sel.available_rows] == phase).sum()
+            )
             out[M.kept_metric(phase)] = float((chunk_phases[sel.kept_rows] == phase).sum())
         for phase, score in sel.scores.items():
             out[M.score_metric(phase)] = score
@@ -414,13 +453,15 @@ class Trainer:
         return records
 
 
-def evaluate_policy(env: VecEnv, policy: VLAPolicy, config: RunConfig, *, seed: int) -> dict[str, float]:
+def evaluate_policy(
+    env: VecEnv, policy: VLAPolicy, config: RunConfig, *, seed: int
+) -> dict[str, float]:
     """Eval success rate overall and per task on the eval split (fixed init states and seed)."""
     e = config.eval
     episodes = min(e.episodes_per_task, env.num_init_states("eval"))
     tasks = np.repeat(np.arange(env.num_tasks), episodes)
     inits = np.tile(np.arange(episodes), env.num_tasks)
-    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    generator = torch.Generator(device=policy.device).manual_seed(seed + EVAL_SEED_OFFSET)
     batch = collect_rollouts(
         env,
         policy,

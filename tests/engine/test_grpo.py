@@ -61,15 +61,15 @@ def test_surrogate_sums_weights_entropy_and_kl():
     ent = torch.full((2, 3), 2.0)
     adv = torch.tensor([1.0, -1.0])
     w = torch.tensor([1.0, 3.0])
-    sums = surrogate_sums(
-        logp, logp, ent, adv, w, clip_low=0.2, clip_high=0.4, entropy_coef=0.1
-    )
+    sums = surrogate_sums(logp, logp, ent, adv, w, clip_low=0.2, clip_high=0.4, entropy_coef=0.1)
     # ratio 1: per-token pg = -A; chunk 0: 3 tokens * -1 * w1, chunk 1: 3 * +1 * w3
     assert sums.policy_loss == pytest.approx(-3.0 + 9.0)
     assert sums.entropy == pytest.approx(2.0 * 3 * 4)
     assert float(sums.loss) == pytest.approx(6.0 - 0.1 * 24.0)
     with pytest.raises(ValueError, match="ref_log_probs"):
-        surrogate_sums(logp, logp, ent, adv, w, clip_low=0.2, clip_high=0.4, entropy_coef=0, kl_coef=1)
+        surrogate_sums(
+            logp, logp, ent, adv, w, clip_low=0.2, clip_high=0.4, entropy_coef=0, kl_coef=1
+        )
     sums = surrogate_sums(
         logp, logp, ent, adv, w, clip_low=0.2, clip_high=0.4, entropy_coef=0.0,
         kl_coef=1.0, ref_log_probs=logp,

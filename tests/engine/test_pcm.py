@@ -162,7 +162,15 @@ def test_sample_chunks_is_reproducible_from_the_generator():
 # --- selectors -----------------------------------------------------------------------------------
 
 TRAJ = TrajectoryChunks(
-    phases=["approach", "approach", "pre_grasp", "active_grip", "active_grip", "release_ramp", "tail"]
+    phases=[
+        "approach",
+        "approach",
+        "pre_grasp",
+        "active_grip",
+        "active_grip",
+        "release_ramp",
+        "tail",
+    ]
 )
 P = {"active_grip": 1.0, "pre_grasp": 0.6, "release_ramp": 0.3, "approach": 0.1, "tail": 0.1}
 
@@ -175,7 +183,10 @@ def test_selector_registry_names():
 
 def test_full_keeps_every_chunk_and_pcm_with_budget_at_least_n_too():
     rng = np.random.default_rng(0)
-    full, pcm = select_chunks("full", [TRAJ], P, 3, rng)[0], select_chunks("pcm", [TRAJ], P, 7, rng)[0]
+    full, pcm = (
+        select_chunks("full", [TRAJ], P, 3, rng)[0],
+        select_chunks("pcm", [TRAJ], P, 7, rng)[0],
+    )
     np.testing.assert_array_equal(full, np.arange(7))
     np.testing.assert_array_equal(pcm, np.arange(7))
 

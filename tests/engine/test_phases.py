@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pcm_engine.phases import PHASES, gripper_close_fraction, grasp_intervals, label_phases
+from pcm_engine.phases import PHASES, grasp_intervals, gripper_close_fraction, label_phases
 
 
 def test_phase_names_are_the_contract():

@@ -1,0 +1,185 @@
+"""The training loop: selection physically shrinks the batch, full == pcm at B >= N, metrics,
+and exact resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pcm_engine import metrics as M
+from pcm_engine.metrics import JsonlSink, read_metrics
+from pcm_engine.trainer import Trainer
+
+
+class ListSink:
+    def __init__(self):
+        self.metrics, self.chunks = [], []
+
+    def log_metrics(self, step, metrics):
+        self.metrics.append((step, dict(metrics)))
+
+    def log_chunks(self, step, records):
+        self.chunks.append((step, list(records)))
+
+    def close(self):
+        pass
+
+
+def params(trainer):
+    return {k: v.detach().clone() for k, v in trainer.policy.state_dict().items()}
+
+
+def test_actor_forward_only_ever_receives_kept_chunks(tiny, mixed, tmp_path):
+    trainer = Trainer(tiny(pcm__selector="pcm", pcm__budget=2), tmp_path, ListSink(), resume=False)
+    mixed(trainer)
+    seen = []
+    real_forward = trainer.actor_forward
+
+    def spy(batch, rows):
+        seen.append((batch, rows))
+        return real_forward(batch, rows)
+
+    trainer.actor_forward = spy
+    rollout = trainer.rollout()
+    selection = trainer.select(rollout)
+    trainer.update(selection)
+
+    update_batch = selection.update_batch
+    assert update_batch.num_chunks == len(selection.kept_rows) < rollout.num_chunks
+    assert all(batch is update_batch for batch, _ in seen)
+    fed = np.concatenate([rows for _, rows in seen])
+    assert sorted(fed.tolist()) == list(range(update_batch.num_chunks))  # each kept chunk once
+    # the images the actor saw are exactly those of the kept chunks of the rollout
+    np.testing.assert_array_equal(update_batch.images, rollout.images[selection.kept_rows])
+    # at most `budget` chunks of any trajectory reach the actor
+    assert np.bincount(update_batch.traj).max() <= 2
+
+
+def _one_update(tiny, mixed, tmp_path, **overrides):
+    trainer = Trainer(tiny(**overrides), tmp_path, ListSink(), resume=False)
+    mixed(trainer)
+    selection = trainer.select(trainer.rollout())
+    trainer.update(selection)
+    return params(trainer), selection
+
+
+def test_full_and_pcm_with_budget_at_least_n_give_the_same_update(tiny, mixed, tmp_path):
+    full, sel_full = _one_update(tiny, mixed, tmp_path / "a", pcm__selector="full")
+    pcm, sel_pcm = _one_update(tiny, mixed, tmp_path / "b", pcm__selector="pcm", pcm__budget=1000)
+    np.testing.assert_array_equal(sel_full.kept_rows, sel_pcm.kept_rows)
+    for name in full:
+        torch.testing.assert_close(full[name], pcm[name], rtol=1e-5, atol=1e-6)
+
+
+def test_unbiased_reweight_with_every_chunk_kept_changes_nothing(tiny, mixed, tmp_path):
+    none, _ = _one_update(tiny, mixed, tmp_path / "a", pcm__selector="full")
+    unbiased, sel = _one_update(
+        tiny, mixed, tmp_path / "b", pcm__selector="full", pcm__reweight="unbiased"
+    )
+    np.testing.assert_allclose(sel.chunk_weights, 1.0)
+    for name in none:
+        torch.testing.assert_close(none[name], unbiased[name], rtol=1e-5, atol=1e-6)
+
+
+def test_unbiased_reweight_weights_are_stratified(tiny, mixed, tmp_path):
+    _, sel = _one_update(
+        tiny, mixed, tmp_path, pcm__selector="pcm", pcm__budget=1, pcm__reweight="unbiased"
+    )
+    # one kept chunk per trajectory: its weight is the count of its phase in that trajectory
+    batch = sel.update_batch
+    assert len(sel.chunk_weights) == batch.num_chunks
+    assert (sel.chunk_weights >= 1).all()
+
+
+def test_dynamic_sampling_skips_the_update_when_no_group_is_mixed(tiny, tmp_path):
+    trainer = Trainer(tiny(), tmp_path, ListSink(), resume=False)
+    before = params(trainer)
+    real = trainer.rollout
+
+    def all_fail():
+        batch = real()
+        batch.success[:] = False
+        return batch
+
+    trainer.rollout = all_fail
+    out = trainer.step()
+    assert out[M.TRAIN_UPDATED] == 0.0 and out[M.PCM_KEPT_CHUNKS] == 0
+    for name, value in params(trainer).items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+
+
+def test_step_emits_the_metric_contract_and_chunk_records(tiny, mixed, tmp_path):
+    sink = ListSink()
+    trainer = Trainer(
+        tiny(pcm__budget=2, pcm__mask_records_trajectories=3), tmp_path, sink, resume=False
+    )
+    mixed(trainer)
+    out = trainer.step()
+    assert set(M.PER_STEP_METRICS) <= set(out)
+    assert set(out) <= set(M.all_metric_names())
+    assert out[M.TIME_STEP] >= out[M.TIME_ROLLOUT] + out[M.TIME_SELECT] + out[M.TIME_UPDATE] - 1e-9
+    assert out[M.MEM_ACTIVATION] > 0 and out[M.MEM_PEAK_RSS] > 0
+    kept = sum(
+        out[M.kept_metric(c)]
+        for c in ("active_grip", "pre_grasp", "release_ramp", "approach", "tail")
+    )
+    assert kept == out[M.PCM_KEPT_CHUNKS]
+    assert out[M.PCM_KEPT_FRACTION] == pytest.approx(kept / out[M.ROLLOUT_CHUNKS])
+    step, records = sink.chunks[0]
+    assert step == 1 and {r.trajectory for r in records} == {0, 1, 2}
+    assert sum(r.kept for r in records) == sum(
+        min(2, sum(1 for r in records if r.trajectory == t)) for t in range(3)
+    )
+
+
+def test_pcm_saves_fewer_activation_bytes_than_full(tiny, mixed, tmp_path):
+    results = {}
+    for selector in ("full", "pcm"):
+        trainer = Trainer(
+            tiny(pcm__selector=selector, pcm__budget=1),
+            tmp_path / selector,
+            ListSink(),
+            resume=False,
+        )
+        mixed(trainer)
+        results[selector] = trainer.step()
+    assert results["pcm"][M.MEM_ACTIVATION] < 0.6 * results["full"][M.MEM_ACTIVATION]
+
+
+def test_two_steps_resume_two_steps_equals_four_steps(tiny, mixed, tmp_path):
+    straight = Trainer(tiny(train__steps=4), tmp_path / "straight", ListSink(), resume=False)
+    mixed(straight)
+    straight.train()
+
+    first = Trainer(tiny(train__steps=2), tmp_path / "resumed", ListSink())
+    mixed(first)
+    first.train()
+    second = Trainer(tiny(train__steps=4), tmp_path / "resumed", ListSink())
+    assert second.resume_from == 2
+    mixed(second)
+    second.train()
+
+    assert second.step_count == 4
+    assert second.keep.state_dict() == straight.keep.state_dict()
+    for name, value in params(straight).items():
+        torch.testing.assert_close(params(second)[name], value, rtol=0, atol=0)
+
+
+def test_jsonl_sink_and_checkpoint_files(tiny, mixed, tmp_path):
+    sink = JsonlSink(tmp_path)
+    trainer = Trainer(tiny(train__steps=2, eval__every=2), tmp_path, sink)
+    mixed(trainer)
+    trainer.train()
+    sink.close()
+    rows = read_metrics(tmp_path)
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert M.EVAL_SUCCESS in rows[0] and M.EVAL_SUCCESS in rows[2]
+    assert M.ROLLOUT_SUCCESS in rows[1]
+    assert (tmp_path / "policy").is_dir()
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert ckpts == ["step_000001", "step_000002"]
+    saved = (tmp_path / "checkpoints" / "step_000002" / "config.yaml").read_text()
+    assert "train_init_states: 4" in saved
+    chunk_lines = (tmp_path / "chunks.jsonl").read_text().splitlines()
+    assert {"step", "trajectory", "chunk", "phase", "kept"} <= set(json.loads(chunk_lines[0]))
