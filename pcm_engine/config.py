@@ -37,6 +37,13 @@ class TabletopConfig(_Section):
     eval_init_states: int = Field(
         50, ge=1, le=10000, description="Held-out initial states per task."
     )
+    layout_jitter: float | None = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="LIBERO-style init states: every object within this x/y offset of its task's "
+        "fixed layout; null = objects anywhere on the table.",
+    )
     grasp_tolerance: float = Field(
         0.06, gt=0, le=1, description="Max horizontal gripper-object offset for a grasp to hold."
     )

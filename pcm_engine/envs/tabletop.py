@@ -154,7 +154,9 @@ class Scene:
     dest_index: int  # a block index if dest_is_block else a plate index
 
 
-def _spatial_pick(rule: str, xy: np.ndarray, plates: dict[str, np.ndarray]) -> int | None:
+def _spatial_pick(
+    rule: str, xy: np.ndarray, plates: dict[str, np.ndarray], margin: float = SPATIAL_MARGIN
+) -> int | None:
     """Index of the block a spatial rule refers to, or None when the choice is ambiguous."""
     if rule.startswith("near:"):
         keys = np.linalg.norm(xy - plates[rule[5:]], axis=1)
@@ -171,16 +173,20 @@ def _spatial_pick(rule: str, xy: np.ndarray, plates: dict[str, np.ndarray]) -> i
     order = np.argsort(keys)
     gaps = np.diff(keys[order])
     if rule == "middle":
-        return int(order[1]) if len(order) == 3 and gaps.min() >= SPATIAL_MARGIN else None
-    return int(order[0]) if gaps[0] >= SPATIAL_MARGIN else None
+        return int(order[1]) if len(order) == 3 and gaps.min() >= margin else None
+    return int(order[0]) if gaps[0] >= margin else None
 
 
 def _pick_block(
-    rule: str, names: tuple[str, ...], xy: np.ndarray, plates: dict[str, np.ndarray]
+    rule: str,
+    names: tuple[str, ...],
+    xy: np.ndarray,
+    plates: dict[str, np.ndarray],
+    margin: float = SPATIAL_MARGIN,
 ) -> int | None:
     if rule.startswith("colour:"):
         return names.index(rule[7:])
-    return _spatial_pick(rule, xy, plates)
+    return _spatial_pick(rule, xy, plates, margin)
 
 
 def _sample_away(
@@ -194,13 +200,42 @@ def _sample_away(
     return None
 
 
-@lru_cache(maxsize=65536)
-def make_scene(suite_task: int, split: str, index: int) -> Scene:
-    """The deterministic initial state of (suite task id, split, index); each split has its own
-    seeds, so train and eval scenes are disjoint."""
-    spec = TASKS[suite_task]
-    rng = np.random.default_rng([SUITE_SEED, suite_task, _SPLIT_CODE[split], index])
-    while True:  # rejection sampling: retry until separations hold and the referents are clear
+def _resolve(
+    spec: TaskSpec, xy: np.ndarray, plates: list[np.ndarray], margin: float = SPATIAL_MARGIN
+) -> tuple[int, bool, int] | None:
+    """(target block, destination is a block, destination index) of a layout, or None when a
+    spatial referent is ambiguous or the task would stack a block on itself."""
+    named_plates = dict(zip(spec.plates, plates, strict=True))
+    target = _pick_block(spec.block, spec.blocks, xy, named_plates, margin)
+    dest_is_block = not spec.target.startswith("plate:")
+    if dest_is_block:
+        dest = _pick_block(spec.target, spec.blocks, xy, named_plates, margin)
+    else:
+        dest = spec.plates.index(spec.target[6:])
+    if target is None or dest is None or (dest_is_block and dest == target):
+        return None
+    return target, dest_is_block, dest
+
+
+def _spread_ok(blocks: np.ndarray, plates: np.ndarray, scale: float) -> bool:
+    """Minimum centre distances (scaled) between blocks, blocks and plates, and plates."""
+
+    def far(a: np.ndarray, b: np.ndarray, dist: float, same: bool) -> bool:
+        d = np.linalg.norm(a[:, None] - b[None], axis=-1)
+        if same:
+            d = d + np.eye(len(a)) * 10
+        return bool((d >= dist * scale).all())
+
+    return (
+        far(blocks, blocks, MIN_BLOCK_BLOCK, True)
+        and far(blocks, plates, MIN_BLOCK_PLATE, False)
+        and far(plates, plates, MIN_PLATE_PLATE, True)
+    )
+
+
+def _free_layout(spec: TaskSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Objects anywhere on the table (rejection sampling until separations and referents hold)."""
+    while True:
         plates: list[np.ndarray] = []
         blocks: list[np.ndarray] = []
         for _ in spec.plates:
@@ -213,28 +248,57 @@ def make_scene(suite_task: int, split: str, index: int) -> Scene:
         if len(plates) < len(spec.plates) or len(blocks) < len(spec.blocks):
             continue
         xy = np.stack(blocks)
-        named_plates = dict(zip(spec.plates, plates, strict=True))
-        target = _pick_block(spec.block, spec.blocks, xy, named_plates)
-        dest_is_block = not spec.target.startswith("plate:")
-        if dest_is_block:
-            dest = _pick_block(spec.target, spec.blocks, xy, named_plates)
-        else:
-            dest = spec.plates.index(spec.target[6:])
-        if target is not None and dest is not None and not (dest_is_block and dest == target):
-            break
+        resolved = _resolve(spec, xy, plates)
+        if resolved is not None:
+            return xy, np.stack(plates), resolved
+
+
+@lru_cache(maxsize=4096)
+def task_layout(suite_task: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed nominal layout (block xy, plate xy) of a task; init states jitter around it."""
+    spec = TASKS[suite_task]
+    rng = np.random.default_rng([SUITE_SEED, suite_task, 99])
+    while True:
+        blocks, plates, _ = _free_layout(spec, rng)
+        # the referents must survive any jitter: demand a wider margin on the nominal layout
+        if _resolve(spec, blocks, list(plates), margin=2 * SPATIAL_MARGIN) is not None:
+            return blocks, plates
+
+
+@lru_cache(maxsize=65536)
+def make_scene(suite_task: int, split: str, index: int, jitter: float | None = None) -> Scene:
+    """The deterministic initial state of (suite task id, split, index); each split has its own
+    seeds, so train and eval scenes are disjoint.
+
+    `jitter` None: objects anywhere on the table. A number: LIBERO-style, every object is offset
+    from the task's fixed layout (`task_layout`) by up to `jitter` along x and y.
+    """
+    spec = TASKS[suite_task]
+    rng = np.random.default_rng([SUITE_SEED, suite_task, _SPLIT_CODE[split], index])
+    if jitter is None:
+        xy, plate_xy_, resolved = _free_layout(spec, rng)
+    else:
+        nominal_blocks, nominal_plates = task_layout(suite_task)
+        while True:
+            xy = nominal_blocks + rng.uniform(-jitter, jitter, nominal_blocks.shape)
+            plate_xy_ = nominal_plates + rng.uniform(-jitter, jitter, nominal_plates.shape)
+            xy, plate_xy_ = np.clip(xy, -0.9, 0.9), np.clip(plate_xy_, -0.9, 0.9)
+            resolved = _resolve(spec, xy, list(plate_xy_))
+            if resolved is not None and _spread_ok(xy, plate_xy_, 0.6):
+                break
+    target, dest_is_block, dest = resolved
+    n_blocks, n_plates = len(xy), len(plate_xy_)
     block_xy = np.zeros((MAX_BLOCKS, 2))
-    block_xy[: len(blocks)] = xy
+    block_xy[:n_blocks] = xy
     plate_xy = np.zeros((MAX_PLATES, 2))
-    plate_xy[: len(plates)] = np.stack(plates)
+    plate_xy[:n_plates] = plate_xy_
     block_colour = np.full(MAX_BLOCKS, -1)
-    block_colour[: len(blocks)] = [BLOCK_NAMES.index(n) for n in spec.blocks]
+    block_colour[:n_blocks] = [BLOCK_NAMES.index(n) for n in spec.blocks]
     plate_colour = np.full(MAX_PLATES, -1)
-    plate_colour[: len(plates)] = [PLATE_NAMES.index(n) for n in spec.plates]
-    jitter = rng.uniform(-GRIPPER_START_JITTER, GRIPPER_START_JITTER, 2)
-    gripper = np.array([jitter[0], jitter[1], GRIPPER_START_Z])
-    return Scene(
-        block_xy, block_colour, plate_xy, plate_colour, gripper, target, dest_is_block, dest
-    )
+    plate_colour[:n_plates] = [PLATE_NAMES.index(n) for n in spec.plates]
+    start = rng.uniform(-GRIPPER_START_JITTER, GRIPPER_START_JITTER, 2)
+    gripper = np.array([start[0], start[1], GRIPPER_START_Z])
+    return Scene(block_xy, block_colour, plate_xy, plate_colour, gripper, target, dest_is_block, dest)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -298,7 +362,7 @@ class TabletopEnv:
         if bad:
             raise ValueError(f"init_states: {split} indices must be in [0, {limit}), got {bad[:5]}")
         scenes = [
-            make_scene(self.suite_tasks[t], split, i)
+            make_scene(self.suite_tasks[t], split, i, self.config.layout_jitter)
             for t, i in zip(tasks, init_states, strict=True)
         ]
         b = len(scenes)

@@ -1,0 +1,78 @@
+"""CPU smoke test of the `pcm` CLI: sft, then train for a few steps, then eval — as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pcm_engine.metrics import EVAL_SUCCESS, ROLLOUT_SUCCESS, TIME_UPDATE, read_metrics
+
+from .conftest import TINY
+
+
+def pcm(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pcm_engine.cli", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def tiny_sets(**extra) -> list[str]:
+    pairs = {**TINY, **extra}
+    out = []
+    for key, value in pairs.items():
+        out += ["--set", f"{key}={json.dumps(value)}"]
+    return out
+
+
+def last_json(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_sft_then_train_then_eval_through_the_cli(tmp_path):
+    sft = last_json(pcm("sft", "--config", "tabletop_pcm", "--out", "sft", *tiny_sets(), cwd=tmp_path))
+    assert (tmp_path / "sft" / "policy" / "policy.json").exists()
+    assert 0.0 <= sft[EVAL_SUCCESS] <= 1.0 and sft["sft/loss"] > 0
+
+    sets = tiny_sets(**{"train.steps": 3, "eval.every": 3, "policy.pretrained": "sft/policy"})
+    train = last_json(pcm("train", "--config", "tabletop_pcm", "--run-dir", "run", *sets, cwd=tmp_path))
+    assert train["steps"] == 3
+    rows = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    assert all(ROLLOUT_SUCCESS in r and TIME_UPDATE in r for r in rows[1:])
+    assert (tmp_path / "run" / "checkpoints" / "step_000003").is_dir()
+
+    # running it again finds the finished checkpoint and does no more steps
+    again = last_json(pcm("train", "--config", "tabletop_pcm", "--run-dir", "run", *sets, cwd=tmp_path))
+    assert again["steps"] == 3
+
+    result = last_json(
+        pcm("eval", "--config", "tabletop_pcm", "--policy", "run/policy", *tiny_sets(), cwd=tmp_path)
+    )
+    assert result["eval/episodes"] == 4  # 2 tasks x 2 episodes
+
+
+def test_bad_config_value_is_refused_naming_the_field(tmp_path):
+    proc = pcm("train", "--config", "tabletop_pcm", "--set", "pcm.budget=-3", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "pcm.budget" in proc.stderr and "greater than or equal to 1" in proc.stderr
+    proc = pcm("train", "--config", "tabletop_pcm", "--set", "pcm.selectr=full", cwd=tmp_path)
+    assert proc.returncode == 2 and "pcm.selectr" in proc.stderr
+    proc = pcm("train", "--config", "no_such_preset", cwd=tmp_path)
+    assert proc.returncode == 2 and "tabletop_pcm" in proc.stderr  # lists the known presets
+
+
+def test_changed_config_in_an_existing_run_dir_is_refused(tmp_path):
+    sets = tiny_sets(**{"train.steps": 1})
+    last_json(pcm("train", "--config", "tabletop_pcm", "--run-dir", "run", *sets, cwd=tmp_path))
+    proc = pcm("train", "--config", "tabletop_pcm", "--run-dir", "run", *sets, "--set", "pcm.budget=5", cwd=tmp_path)
+    assert proc.returncode == 2 and "different config" in proc.stderr
+
+
+def test_presets_list():
+    out = last_json(pcm("presets", cwd="."))
+    assert {"tabletop_grpo", "tabletop_pcm"} <= set(out["presets"])
