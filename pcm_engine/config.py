@@ -147,6 +147,11 @@ class GRPOConfig(_Section):
     weight_decay: float = Field(0.0, ge=0, le=1)
     max_grad_norm: float = Field(2.0, gt=0, le=1e6)
     mini_batches: int = Field(1, ge=1, le=1024, description="Optimizer steps per training step.")
+    loss_agg: Literal["token_mean", "trajectory_mean"] = Field(
+        "token_mean",
+        description="token_mean: every token that takes part weighs the same (spec §1); "
+        "trajectory_mean: every trajectory weighs the same, whatever its length.",
+    )
     micro_batch_trajectories: int = Field(
         1, ge=1, le=1024, description="Trajectories per forward/backward (the paper: 1)."
     )

@@ -297,6 +297,10 @@ class Trainer:
                 weights.append(unbiased_weights(labels[t], kept))
             else:
                 weights.append(np.ones(len(kept)))
+        if cfg.grpo.loss_agg == "trajectory_mean":
+            # failed rollouts run longer than successful ones; without this, their extra chunks
+            # outweigh the successes and the update mostly pushes probability away
+            weights = [w / w.sum() if w.sum() > 0 else w for w in weights]
         kept_rows_arr = np.concatenate(kept_rows) if kept_rows else np.zeros(0, dtype=np.int64)
         weights_arr = np.concatenate(weights) if weights else np.zeros(0)
         update_batch = batch.subset(kept_rows_arr).select_trajectories(eligible)
