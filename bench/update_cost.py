@@ -85,9 +85,7 @@ def main() -> None:
 
     full_t = statistics.median(times["full"])
     full_a = activation["full"]
-    print(
-        f"\n{'method':<12}{'kept':>8}{'update s':>11}{'speed-up':>10}{'act. MB':>10}{'act. ratio':>12}"
-    )
+    print(f"\n{'method':<12}{'kept':>8}{'update s':>11}{'speed-up':>10}{'act. MB':>10}{'act. ratio':>12}")
     rows = {}
     for name in times:
         t = statistics.median(times[name])

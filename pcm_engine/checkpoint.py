@@ -56,9 +56,7 @@ def rng_state(np_rng: np.random.Generator, torch_gen: torch.Generator) -> dict[s
     return state
 
 
-def restore_rng_state(
-    state: dict[str, Any], np_rng: np.random.Generator, torch_gen: torch.Generator
-) -> None:
+def restore_rng_state(state: dict[str, Any], np_rng: np.random.Generator, torch_gen: torch.Generator) -> None:
     np_rng.bit_generator.state = state["numpy_generator"]
     torch_gen.set_state(state["torch_generator"])
     random.setstate(state["python"])

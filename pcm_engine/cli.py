@@ -35,8 +35,7 @@ class ProgressSink:
             self.bar.set_postfix_str(self._eval_text())
             return
         split = "/".join(
-            f"{metrics.get(k, 0.0):.1f}"
-            for k in (M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER)
+            f"{metrics.get(k, 0.0):.1f}" for k in (M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER)
         )
         self.bar.set_postfix_str(
             f"success={metrics[M.ROLLOUT_SUCCESS]:.2f} {self._eval_text()} "
@@ -60,9 +59,7 @@ def load_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _add_config_args(p: argparse.ArgumentParser, default: str = "tabletop_pcm") -> None:
-    p.add_argument(
-        "--config", default=default, help=f"YAML file or preset name (default: {default})"
-    )
+    p.add_argument("--config", default=default, help=f"YAML file or preset name (default: {default})")
     p.add_argument(
         "--set",
         action="append",
@@ -187,9 +184,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         if args.steps is not None:
             overrides["train.steps"] = args.steps
         config = RunConfig.from_dict(base.to_dict(), overrides)
-        tqdm.write(
-            f"[{i}/3] {'GRPO (every chunk)' if selector == 'full' else 'PCM'} -> {out / selector}"
-        )
+        tqdm.write(f"[{i}/3] {'GRPO (every chunk)' if selector == 'full' else 'PCM'} -> {out / selector}")
         results[selector] = run_training(config, out / selector)
     full, pcm = results["full"], results["pcm"]
     print("\n            eval success (start -> final)   mean update s   kept fraction")
@@ -213,9 +208,7 @@ def cmd_presets(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pcm", description="PCM Lab: GRPO and PCM for VLA policies"
-    )
+    parser = argparse.ArgumentParser(prog="pcm", description="PCM Lab: GRPO and PCM for VLA policies")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("sft", help="behaviour cloning from scripted demos (the RL starting point)")
@@ -223,9 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/sft", help="output folder (policy saved in OUT/policy)")
     p.set_defaults(func=cmd_sft)
 
-    p = sub.add_parser(
-        "train", help="GRPO / PCM training (resumes from the run dir's newest checkpoint)"
-    )
+    p = sub.add_parser("train", help="GRPO / PCM training (resumes from the run dir's newest checkpoint)")
     _add_config_args(p)
     p.add_argument("--run-dir", help="run folder (default runs/<name>)")
     p.add_argument("--fresh", action="store_true", help="delete the run folder first")

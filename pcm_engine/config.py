@@ -31,12 +31,8 @@ class TabletopConfig(_Section):
     tasks: list[int] | None = Field(
         None, description="Task ids to train and evaluate on; None = every task of the suite."
     )
-    train_init_states: int = Field(
-        50, ge=1, le=10000, description="Seeded initial states per task."
-    )
-    eval_init_states: int = Field(
-        50, ge=1, le=10000, description="Held-out initial states per task."
-    )
+    train_init_states: int = Field(50, ge=1, le=10000, description="Seeded initial states per task.")
+    eval_init_states: int = Field(50, ge=1, le=10000, description="Held-out initial states per task.")
     layout_jitter: float | None = Field(
         0.1,
         ge=0,
@@ -111,9 +107,7 @@ class PolicyConfig(_Section):
     mlp_ratio: int = Field(
         2, ge=1, le=8, description="MLP width / hidden size, in the LM and in the vision tower."
     )
-    action_bins: int = Field(
-        256, ge=2, le=4096, description="Uniform bins per action dimension (§1)."
-    )
+    action_bins: int = Field(256, ge=2, le=4096, description="Uniform bins per action dimension (§1).")
     max_instruction_bytes: int = Field(96, ge=8, le=1024)
     dtype: Literal["float32", "bfloat16"] = "float32"
     gradient_checkpointing: bool = False
@@ -196,9 +190,7 @@ class SFTConfig(_Section):
 
 
 class EvalConfig(_Section):
-    every: int = Field(
-        10, ge=0, le=100000, description="Evaluate every N steps; 0 = only at the end."
-    )
+    every: int = Field(10, ge=0, le=100000, description="Evaluate every N steps; 0 = only at the end.")
     episodes_per_task: int = Field(10, ge=1, le=10000)
     temperature: float = Field(1.0, ge=0, le=10, description="Sampling temperature; 0 = greedy.")
 
@@ -315,12 +307,8 @@ def resolve_preset(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    candidate = PRESETS_DIR / (
-        name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml"
-    )
+    candidate = PRESETS_DIR / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
     if candidate.is_file():
         return candidate
     known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-    raise ConfigError(
-        f"no config file or preset named '{name_or_path}' (presets: {known})", ["config"]
-    )
+    raise ConfigError(f"no config file or preset named '{name_or_path}' (presets: {known})", ["config"])

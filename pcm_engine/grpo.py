@@ -14,9 +14,7 @@ import numpy as np
 import torch
 
 
-def group_advantages(
-    rewards: Sequence[float], groups: Sequence[int], eps: float = 1e-6
-) -> np.ndarray:
+def group_advantages(rewards: Sequence[float], groups: Sequence[int], eps: float = 1e-6) -> np.ndarray:
     """`A_i = (r_i − mean(r)) / (std(r) + eps)` within each group; `std` with ddof=1 as in the
     verl / SimpleVLA-RL code the paper builds on. A group of one, or of equal rewards, gets 0."""
     rewards = np.asarray(rewards, dtype=np.float64)

@@ -121,9 +121,7 @@ class KeepWeights:
 
     def load_state_dict(self, state: dict) -> None:
         if tuple(state["phases"]) != self.phases:
-            raise ValueError(
-                f"keep-weight state has phases {state['phases']}, expected {self.phases}"
-            )
+            raise ValueError(f"keep-weight state has phases {state['phases']}, expected {self.phases}")
         self.refresh_every = int(state["refresh_every"])
         self.p_min = float(state["p_min"])
         self.calls = int(state["calls"])
@@ -219,9 +217,7 @@ def select_chunks(
 ) -> list[np.ndarray]:
     """Kept chunk indices (within each trajectory, sorted) for every trajectory."""
     if selector not in SELECTORS:
-        raise ValueError(
-            f"pcm.selector: unknown selector '{selector}' (known: {sorted(SELECTORS)})"
-        )
+        raise ValueError(f"pcm.selector: unknown selector '{selector}' (known: {sorted(SELECTORS)})")
     choose = SELECTORS[selector]
     return [choose(traj, p, budget, rng) for traj in trajectories]
 

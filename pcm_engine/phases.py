@@ -16,9 +16,7 @@ PHASES: tuple[str, ...] = ("active_grip", "pre_grasp", "release_ramp", "approach
 PHASE_INDEX: dict[str, int] = {name: i for i, name in enumerate(PHASES)}
 
 
-def gripper_close_fraction(
-    actions: np.ndarray, chunk_len: int, gripper_dim: int = -1
-) -> np.ndarray:
+def gripper_close_fraction(actions: np.ndarray, chunk_len: int, gripper_dim: int = -1) -> np.ndarray:
     """Per chunk, the fraction of its steps whose gripper command is "close" (> 0).
 
     `actions` is `[T, D]`, one trajectory in order; the last chunk may be shorter than

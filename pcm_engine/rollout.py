@@ -105,9 +105,7 @@ def collect_rollouts(
     running = np.ones(n, dtype=bool)
     success = np.zeros(n, dtype=bool)
     steps = np.zeros(n, dtype=np.int64)
-    record: dict[str, list] = {
-        k: [] for k in ("images", "proprio", "tokens", "logp", "actions", "traj", "k")
-    }
+    record: dict[str, list] = {k: [] for k in ("images", "proprio", "tokens", "logp", "actions", "traj", "k")}
     max_chunks = -(-env.max_steps // chunk_len)
     was_training = policy.training
     policy.eval()
@@ -116,9 +114,7 @@ def collect_rollouts(
             live = np.flatnonzero(running)
             if len(live) == 0:
                 break
-            inputs = policy.prepare(
-                obs.images[live], obs.proprio[live], [instructions[i] for i in live]
-            )
+            inputs = policy.prepare(obs.images[live], obs.proprio[live], [instructions[i] for i in live])
             tokens, log_probs = policy.sample(inputs, temperature, generator)
             chunk_actions = policy.actions_from_tokens(tokens)
             record["images"].append(obs.images[live])

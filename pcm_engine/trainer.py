@@ -121,9 +121,7 @@ class Selection:
 
 
 class Trainer:
-    def __init__(
-        self, config: RunConfig, run_dir: str | Path, sink: MetricSink, *, resume: bool = True
-    ):
+    def __init__(self, config: RunConfig, run_dir: str | Path, sink: MetricSink, *, resume: bool = True):
         self.config = config
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -273,9 +271,7 @@ class Trainer:
         )
         refreshed = self.keep.update(scores)
         p = self.keep.p
-        advantages = group_advantages(
-            batch.success.astype(np.float64), batch.group, cfg.grpo.adv_eps
-        )
+        advantages = group_advantages(batch.success.astype(np.float64), batch.group, cfg.grpo.adv_eps)
         eligible = (
             mixed_group_mask(batch.success, batch.group)
             if cfg.grpo.dynamic_sampling
@@ -317,14 +313,10 @@ class Trainer:
             refreshed=refreshed,
         )
 
-    def actor_forward(
-        self, batch: ChunkBatch, rows: np.ndarray
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def actor_forward(self, batch: ChunkBatch, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced log-probs and entropy of the chunk rows `rows` — the only place the
         actor runs with gradients, and it only ever receives kept chunks."""
-        inputs = self.policy.prepare(
-            batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows)
-        )
+        inputs = self.policy.prepare(batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows))
         tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
         return self.policy.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)
 
@@ -351,18 +343,12 @@ class Trainer:
                 meter = SavedTensorMeter(self._param_storages)
                 with meter.hooks():
                     log_probs, entropy = self.actor_forward(batch, rows)
-                    ref = (
-                        self._reference_log_probs(batch, rows)
-                        if self.reference is not None
-                        else None
-                    )
+                    ref = self._reference_log_probs(batch, rows) if self.reference is not None else None
                     sums = surrogate_sums(
                         log_probs,
                         torch.as_tensor(batch.old_log_probs[rows], device=self.device),
                         entropy,
-                        torch.as_tensor(
-                            selection.advantages[batch.traj[rows]], device=self.device
-                        ).float(),
+                        torch.as_tensor(selection.advantages[batch.traj[rows]], device=self.device).float(),
                         torch.as_tensor(selection.chunk_weights[rows], device=self.device).float(),
                         clip_low=g.clip_low,
                         clip_high=g.clip_high,
@@ -414,9 +400,7 @@ class Trainer:
 
     # --- reporting -------------------------------------------------------------------------------
 
-    def _step_metrics(
-        self, batch: ChunkBatch, sel: Selection, update_stats: dict
-    ) -> dict[str, float]:
+    def _step_metrics(self, batch: ChunkBatch, sel: Selection, update_stats: dict) -> dict[str, float]:
         out: dict[str, float] = dict(update_stats)
         out[M.ROLLOUT_SUCCESS] = float(batch.success.mean())
         out[M.ROLLOUT_TRAJECTORIES] = float(batch.num_trajectories)
@@ -428,9 +412,7 @@ class Trainer:
         chunk_phases = np.array([label for traj in sel.labels for label in traj])
         for phase in PHASES:
             out[M.keep_metric(phase)] = sel.p[phase]
-            out[M.available_metric(phase)] = float(
-                (chunk_phases[sel.available_rows] == phase).sum()
-            )
+            out[M.available_metric(phase)] = float((chunk_phases[sel.available_rows] == phase).sum())
             out[M.kept_metric(phase)] = float((chunk_phases[sel.kept_rows] == phase).sum())
         for phase, score in sel.scores.items():
             out[M.score_metric(phase)] = score
@@ -457,9 +439,7 @@ class Trainer:
         return records
 
 
-def evaluate_policy(
-    env: VecEnv, policy: VLAPolicy, config: RunConfig, *, seed: int
-) -> dict[str, float]:
+def evaluate_policy(env: VecEnv, policy: VLAPolicy, config: RunConfig, *, seed: int) -> dict[str, float]:
     """Eval success rate overall and per task on the eval split (fixed init states and seed)."""
     e = config.eval
     episodes = min(e.episodes_per_task, env.num_init_states("eval"))

@@ -97,9 +97,7 @@ class ScriptedExpert:
         delta = np.concatenate([goal_xy - xy, (goal_z - z)[:, None]], axis=1)
         actions[:, :3] = np.clip(delta / cfg.move_scale, -1.0, 1.0)
         if self.noise > 0:
-            actions[:, :3] = np.clip(
-                actions[:, :3] + self._rng.normal(0.0, self.noise, (b, 3)), -1, 1
-            )
+            actions[:, :3] = np.clip(actions[:, :3] + self._rng.normal(0.0, self.noise, (b, 3)), -1, 1)
         actions[:, 6] = np.where(command, 1.0, -1.0)
         return actions
 

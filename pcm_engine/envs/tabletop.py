@@ -100,28 +100,18 @@ _SPATIAL_SCENE = (("yellow", "green", "blue"), ("white", "black"))
 TASKS: tuple[TaskSpec, ...] = (
     # object-style: same structure, different target objects
     TaskSpec("put the red block on the white plate", *_OBJECT_SCENE, "colour:red", "plate:white"),
-    TaskSpec(
-        "put the green block on the white plate", *_OBJECT_SCENE, "colour:green", "plate:white"
-    ),
+    TaskSpec("put the green block on the white plate", *_OBJECT_SCENE, "colour:green", "plate:white"),
     TaskSpec("put the blue block on the white plate", *_OBJECT_SCENE, "colour:blue", "plate:white"),
-    TaskSpec(
-        "put the yellow block on the white plate", *_OBJECT_SCENE, "colour:yellow", "plate:white"
-    ),
+    TaskSpec("put the yellow block on the white plate", *_OBJECT_SCENE, "colour:yellow", "plate:white"),
     # goal-style: one scene, different goals
     TaskSpec("put the red block on the black plate", *_GOAL_SCENE, "colour:red", "plate:black"),
     TaskSpec("put the green block on the black plate", *_GOAL_SCENE, "colour:green", "plate:black"),
-    TaskSpec(
-        "stack the green block on the blue block", *_GOAL_SCENE, "colour:green", "colour:blue"
-    ),
+    TaskSpec("stack the green block on the blue block", *_GOAL_SCENE, "colour:green", "colour:blue"),
     TaskSpec("stack the red block on the green block", *_GOAL_SCENE, "colour:red", "colour:green"),
     TaskSpec("stack the blue block on the red block", *_GOAL_SCENE, "colour:blue", "colour:red"),
     # spatial-style: the referent is resolved from the initial state
-    TaskSpec(
-        "put the leftmost block on the black plate", *_SPATIAL_SCENE, "leftmost", "plate:black"
-    ),
-    TaskSpec(
-        "put the rightmost block on the white plate", *_SPATIAL_SCENE, "rightmost", "plate:white"
-    ),
+    TaskSpec("put the leftmost block on the black plate", *_SPATIAL_SCENE, "leftmost", "plate:black"),
+    TaskSpec("put the rightmost block on the white plate", *_SPATIAL_SCENE, "rightmost", "plate:white"),
     TaskSpec("put the back block on the black plate", *_SPATIAL_SCENE, "back", "plate:black"),
     TaskSpec("put the front block on the white plate", *_SPATIAL_SCENE, "front", "plate:white"),
     TaskSpec("put the middle block on the black plate", *_SPATIAL_SCENE, "middle", "plate:black"),
@@ -189,9 +179,7 @@ def _pick_block(
     return _spatial_pick(rule, xy, plates, margin)
 
 
-def _sample_away(
-    rng: np.random.Generator, avoid: list[tuple[list[np.ndarray], float]]
-) -> np.ndarray | None:
+def _sample_away(rng: np.random.Generator, avoid: list[tuple[list[np.ndarray], float]]) -> np.ndarray | None:
     """A uniform spawn point at least `dist` from every point of each (points, dist), or None."""
     for _ in range(200):
         p = rng.uniform(-SPAWN_LIMIT, SPAWN_LIMIT, 2)
@@ -321,8 +309,7 @@ class TabletopEnv:
         bad = [t for t in ids if not 0 <= t < len(TASKS)]
         if bad or not ids or len(set(ids)) != len(ids):
             raise ValueError(
-                f"tasks: expected distinct suite task ids in [0, {len(TASKS)}), "
-                f"got {self.config.tasks}"
+                f"tasks: expected distinct suite task ids in [0, {len(TASKS)}), got {self.config.tasks}"
             )
         self.suite_tasks = ids
         # Pixel-centre coordinates of the top-down render: column -> x, row -> y (row 0 at y = +1).
@@ -393,8 +380,7 @@ class TabletopEnv:
         actions = np.asarray(actions, dtype=np.float64)
         if actions.ndim != 3 or actions.shape[0] != self._batch or actions.shape[2] != ACTION_DIM:
             raise ValueError(
-                f"actions: expected shape [{self._batch}, L, {ACTION_DIM}], "
-                f"got {list(actions.shape)}"
+                f"actions: expected shape [{self._batch}, L, {ACTION_DIM}], got {list(actions.shape)}"
             )
         steps = np.zeros(self._batch, dtype=np.int64)
         for t in range(actions.shape[1]):
@@ -544,11 +530,7 @@ class TabletopEnv:
             dist = np.linalg.norm(self._block_xy - grip[:, None, :2], axis=2)
             dist = np.where(self._block_present & ~self._toppled, dist, np.inf)
             nearest = dist.argmin(axis=1)
-            grasp = (
-                closing
-                & (grip[:, 2] < cfg.grasp_height)
-                & (dist[rows, nearest] < cfg.grasp_tolerance)
-            )
+            grasp = closing & (grip[:, 2] < cfg.grasp_height) & (dist[rows, nearest] < cfg.grasp_tolerance)
             self._held = np.where(grasp, nearest, self._held)
             self._block_xy[rows[grasp], nearest[grasp]] = grip[grasp, :2]
 
@@ -562,8 +544,7 @@ class TabletopEnv:
         resting = (self._held != tb) & ~self._toppled[rows, tb]
         dest_ok = ~self._dest_is_block | ((self._held != db) & ~self._toppled[rows, db])
         close = (
-            np.linalg.norm(self._block_xy[rows, tb] - self._dest_xy(), axis=1)
-            < self.config.place_tolerance
+            np.linalg.norm(self._block_xy[rows, tb] - self._dest_xy(), axis=1) < self.config.place_tolerance
         )
         return resting & dest_ok & close
 

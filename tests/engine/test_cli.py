@@ -69,7 +69,9 @@ def test_bad_config_value_is_refused_naming_the_field(tmp_path):
 def test_changed_config_in_an_existing_run_dir_is_refused(tmp_path):
     sets = tiny_sets(**{"train.steps": 1})
     last_json(pcm("train", "--config", "tabletop_pcm", "--run-dir", "run", *sets, cwd=tmp_path))
-    proc = pcm("train", "--config", "tabletop_pcm", "--run-dir", "run", *sets, "--set", "pcm.budget=5", cwd=tmp_path)
+    proc = pcm(
+        "train", "--config", "tabletop_pcm", "--run-dir", "run", *sets, "--set", "pcm.budget=5", cwd=tmp_path
+    )
     assert proc.returncode == 2 and "different config" in proc.stderr
 
 

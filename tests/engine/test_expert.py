@@ -12,9 +12,7 @@ from pcm_engine.envs.tabletop import TabletopEnv
 CFG = TabletopConfig()
 
 
-def run(
-    env: TabletopEnv, expert: ScriptedExpert, per_task: int, split: str = "train"
-) -> np.ndarray:
+def run(env: TabletopEnv, expert: ScriptedExpert, per_task: int, split: str = "train") -> np.ndarray:
     """Success [num_tasks, per_task] of one batched episode per (task, init state)."""
     tasks = np.repeat(np.arange(env.num_tasks), per_task)
     env.reset(tasks, np.tile(np.arange(per_task), env.num_tasks), split)

@@ -67,9 +67,7 @@ def test_surrogate_sums_weights_entropy_and_kl():
     assert sums.entropy == pytest.approx(2.0 * 3 * 4)
     assert float(sums.loss) == pytest.approx(6.0 - 0.1 * 24.0)
     with pytest.raises(ValueError, match="ref_log_probs"):
-        surrogate_sums(
-            logp, logp, ent, adv, w, clip_low=0.2, clip_high=0.4, entropy_coef=0, kl_coef=1
-        )
+        surrogate_sums(logp, logp, ent, adv, w, clip_low=0.2, clip_high=0.4, entropy_coef=0, kl_coef=1)
     sums = surrogate_sums(
         logp, logp, ent, adv, w, clip_low=0.2, clip_high=0.4, entropy_coef=0.0,
         kl_coef=1.0, ref_log_probs=logp,

@@ -74,18 +74,14 @@ def test_full_and_pcm_with_budget_at_least_n_give_the_same_update(tiny, mixed, t
 
 def test_unbiased_reweight_with_every_chunk_kept_changes_nothing(tiny, mixed, tmp_path):
     none, _ = _one_update(tiny, mixed, tmp_path / "a", pcm__selector="full")
-    unbiased, sel = _one_update(
-        tiny, mixed, tmp_path / "b", pcm__selector="full", pcm__reweight="unbiased"
-    )
+    unbiased, sel = _one_update(tiny, mixed, tmp_path / "b", pcm__selector="full", pcm__reweight="unbiased")
     np.testing.assert_allclose(sel.chunk_weights, 1.0)
     for name in none:
         torch.testing.assert_close(none[name], unbiased[name], rtol=1e-5, atol=1e-6)
 
 
 def test_unbiased_reweight_weights_are_stratified(tiny, mixed, tmp_path):
-    _, sel = _one_update(
-        tiny, mixed, tmp_path, pcm__selector="pcm", pcm__budget=1, pcm__reweight="unbiased"
-    )
+    _, sel = _one_update(tiny, mixed, tmp_path, pcm__selector="pcm", pcm__budget=1, pcm__reweight="unbiased")
     # one kept chunk per trajectory: its weight is the count of its phase in that trajectory
     batch = sel.update_batch
     assert len(sel.chunk_weights) == batch.num_chunks
@@ -111,9 +107,7 @@ def test_dynamic_sampling_skips_the_update_when_no_group_is_mixed(tiny, tmp_path
 
 def test_step_emits_the_metric_contract_and_chunk_records(tiny, mixed, tmp_path):
     sink = ListSink()
-    trainer = Trainer(
-        tiny(pcm__budget=2, pcm__mask_records_trajectories=3), tmp_path, sink, resume=False
-    )
+    trainer = Trainer(tiny(pcm__budget=2, pcm__mask_records_trajectories=3), tmp_path, sink, resume=False)
     mixed(trainer)
     out = trainer.step()
     assert set(M.PER_STEP_METRICS) <= set(out)
@@ -121,8 +115,7 @@ def test_step_emits_the_metric_contract_and_chunk_records(tiny, mixed, tmp_path)
     assert out[M.TIME_STEP] >= out[M.TIME_ROLLOUT] + out[M.TIME_SELECT] + out[M.TIME_UPDATE] - 1e-9
     assert out[M.MEM_ACTIVATION] > 0 and out[M.MEM_PEAK_RSS] > 0
     kept = sum(
-        out[M.kept_metric(c)]
-        for c in ("active_grip", "pre_grasp", "release_ramp", "approach", "tail")
+        out[M.kept_metric(c)] for c in ("active_grip", "pre_grasp", "release_ramp", "approach", "tail")
     )
     assert kept == out[M.PCM_KEPT_CHUNKS]
     assert out[M.PCM_KEPT_FRACTION] == pytest.approx(kept / out[M.ROLLOUT_CHUNKS])
