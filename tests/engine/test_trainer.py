@@ -176,3 +176,13 @@ def test_jsonl_sink_and_checkpoint_files(tiny, mixed, tmp_path):
     assert "train_init_states: 4" in saved
     chunk_lines = (tmp_path / "chunks.jsonl").read_text().splitlines()
     assert {"step", "trajectory", "chunk", "phase", "kept"} <= set(json.loads(chunk_lines[0]))
+
+
+def test_trajectory_mean_gives_every_trajectory_the_same_total_weight(tiny, mixed, tmp_path):
+    _, sel = _one_update(tiny, mixed, tmp_path, pcm__selector="full", grpo__loss_agg="trajectory_mean")
+    batch = sel.update_batch
+    totals = np.bincount(batch.traj, weights=sel.chunk_weights)
+    np.testing.assert_allclose(totals, 1.0)
+    # a longer trajectory's chunks weigh less each
+    lengths = np.bincount(batch.traj)
+    np.testing.assert_allclose(sel.chunk_weights, 1.0 / lengths[batch.traj])
