@@ -40,6 +40,13 @@ class TabletopConfig(_Section):
         description="LIBERO-style init states: every object within this x/y offset of its task's "
         "fixed layout; null = objects anywhere on the table.",
     )
+    gripper_steps: int = Field(
+        3,
+        ge=1,
+        le=50,
+        description="Steps the fingers take to close or open fully (1 = instant); a grasp is "
+        "checked when they finish closing, a held block drops once they are half open.",
+    )
     grasp_tolerance: float = Field(
         0.06, gt=0, le=1, description="Max horizontal gripper-object offset for a grasp to hold."
     )

@@ -46,6 +46,7 @@ BLOCK_HALF = 0.06  # half side of a block (a square seen from above)
 PLATE_RADIUS = 0.15
 SPAWN_LIMIT = 0.75  # objects spawn in [-SPAWN_LIMIT, SPAWN_LIMIT]^2
 GRIPPER_START_Z = 0.3
+RELEASE_OPENING = 0.5  # a held block drops once the fingers are this far open
 GRIPPER_START_JITTER = 0.15  # the gripper starts at a seeded xy in [-J, J]^2
 MIN_BLOCK_BLOCK = 0.3  # minimum centre distances between spawned objects
 MIN_BLOCK_PLATE = 0.35
@@ -358,6 +359,7 @@ class TabletopEnv:
         self._instructions = [TASKS[self.suite_tasks[t]].instruction for t in tasks]
         self._grip = np.stack([s.gripper for s in scenes])
         self._closed = np.zeros(b, dtype=bool)
+        self._open_steps = np.full(b, self.config.gripper_steps)  # fingers' travel left to closed
         self._held = np.full(b, -1)
         self._block_xy = np.stack([s.block_xy for s in scenes])
         self._block_colour = np.stack([s.block_colour for s in scenes])
@@ -411,7 +413,7 @@ class TabletopEnv:
         self._check_started()
         proprio = np.empty((self._batch, PROPRIO_DIM), dtype=np.float32)
         proprio[:, :3] = self._grip
-        proprio[:, 3] = ~self._closed
+        proprio[:, 3] = self._open_steps / self.config.gripper_steps  # 1 = open, 0 = closed
         return Observation(self._render(), proprio, list(self._instructions))
 
     # --- privileged, read-only state (for the scripted expert and tests) ------------------------
@@ -515,26 +517,37 @@ class TabletopEnv:
         if holding.any():  # the held block follows the gripper
             self._block_xy[rows[holding], held[holding]] = grip[holding, :2]
 
+        # The fingers move 1/gripper_steps of their travel per step towards the command, so a
+        # one-step flicker of the gripper command neither grasps nor drops anything.
         command = actions[:, 6] > 0
-        opening = active & self._closed & ~command
-        closing = active & ~self._closed & command
+        target = np.where(command, 0, cfg.gripper_steps)
+        new_open_steps = np.where(
+            active, self._open_steps + np.sign(target - self._open_steps), self._open_steps
+        )
+        just_closed = (self._open_steps > 0) & (new_open_steps == 0)
+        release = holding & (new_open_steps >= RELEASE_OPENING * cfg.gripper_steps)
+        self._open_steps = new_open_steps
 
-        release = opening & holding
         if release.any():
             r, k = rows[release], held[release]
             self._toppled[r, k] = grip[release, 2] > cfg.release_height
             self._rest_order[r, k] = self._elapsed[release] + 1
             self._held[release] = -1
 
-        if closing.any():
+        if just_closed.any():
             dist = np.linalg.norm(self._block_xy - grip[:, None, :2], axis=2)
             dist = np.where(self._block_present & ~self._toppled, dist, np.inf)
             nearest = dist.argmin(axis=1)
-            grasp = closing & (grip[:, 2] < cfg.grasp_height) & (dist[rows, nearest] < cfg.grasp_tolerance)
+            grasp = (
+                just_closed
+                & (self._held < 0)
+                & (grip[:, 2] < cfg.grasp_height)
+                & (dist[rows, nearest] < cfg.grasp_tolerance)
+            )
             self._held = np.where(grasp, nearest, self._held)
             self._block_xy[rows[grasp], nearest[grasp]] = grip[grasp, :2]
 
-        self._closed = np.where(active, command, self._closed)
+        self._closed = self._open_steps == 0
         self._elapsed += active
         self._success |= active & self._placed()
         self._done = self._success | (self._elapsed >= self.max_steps)

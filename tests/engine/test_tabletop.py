@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from pcm_engine.config import TabletopConfig
 from pcm_engine.envs import make_env
 from pcm_engine.envs.expert import ScriptedExpert
-from pcm_engine.envs.tabletop import BLOCK_COLOURS, BLOCK_NAMES, TASKS, TabletopEnv
+from pcm_engine.envs.tabletop import BLOCK_COLOURS, BLOCK_NAMES, RELEASE_OPENING, TASKS, TabletopEnv
 
 CFG = TabletopConfig()
 OPEN, CLOSE = -1.0, 1.0
@@ -27,10 +29,11 @@ def goto(env: TabletopEnv, xyz: np.ndarray, gripper: float, max_steps: int = 80)
     raise AssertionError("gripper did not reach its goal")
 
 
-def hold(env: TabletopEnv, gripper: float, steps: int = 1) -> None:
+def hold(env: TabletopEnv, gripper: float, steps: int | None = None) -> None:
+    """Command the gripper for `steps` steps (default: long enough for the fingers to finish)."""
     action = np.zeros((env.num_envs, 7))
     action[:, 6] = gripper
-    for _ in range(steps):
+    for _ in range(env.config.gripper_steps if steps is None else steps):
         env.step(action)
 
 
@@ -161,7 +164,8 @@ def test_release_above_release_height_topples_and_never_succeeds():
     hold(env, CLOSE)
     heights = [CFG.release_height + 0.05, CFG.release_height - 0.05]
     goto(env, at(env.target_pos, 0.0) + np.array([[0, 0, heights[0]], [0, 0, heights[1]]]), CLOSE)
-    success, done = env.step(np.array([[0, 0, 0, 0, 0, 0, OPEN]] * 2))
+    for _ in range(math.ceil(RELEASE_OPENING * CFG.gripper_steps)):  # fingers open far enough
+        success, done = env.step(np.array([[0, 0, 0, 0, 0, 0, OPEN]] * 2))
     np.testing.assert_array_equal(env.block_toppled[np.arange(2), env.target_block], [True, False])
     np.testing.assert_array_equal(success, [False, True])
     np.testing.assert_array_equal(done, [False, True])
@@ -299,3 +303,30 @@ def test_bad_action_shape_and_step_before_reset():
         env.step_chunk(np.zeros((2, 7)))
     with pytest.raises(ValueError, match="actions"):
         env.step(np.zeros((3, 7)))
+
+
+def test_fingers_take_gripper_steps_to_close_and_a_one_step_flicker_does_nothing():
+    env = TabletopEnv(CFG)
+    env.reset([0], [0], "train")
+    goto(env, at(target_block_xy(env), 0.02), OPEN)
+    hold(env, CLOSE, steps=1)  # one step of "close": fingers a third of the way
+    assert env.held_block[0] == -1
+    np.testing.assert_allclose(env.observe().proprio[0, 3], 1 - 1 / CFG.gripper_steps)
+    hold(env, OPEN, steps=1)
+    hold(env, CLOSE, steps=CFG.gripper_steps - 1)
+    assert env.held_block[0] == -1  # the flicker reopened the fingers: not closed yet
+    hold(env, CLOSE, steps=1)
+    assert env.held_block[0] == env.target_block[0]
+    hold(env, OPEN, steps=1)  # a one-step open flicker while holding drops nothing
+    hold(env, CLOSE, steps=1)
+    assert env.held_block[0] == env.target_block[0]
+
+
+def test_instant_gripper_when_gripper_steps_is_one():
+    env = TabletopEnv(TabletopConfig(gripper_steps=1))
+    env.reset([0], [0], "train")
+    goto(env, at(target_block_xy(env), 0.02), OPEN)
+    hold(env, CLOSE, steps=1)
+    assert env.held_block[0] == env.target_block[0]
+    hold(env, OPEN, steps=1)
+    assert env.held_block[0] == -1
