@@ -78,3 +78,16 @@ def test_changed_config_in_an_existing_run_dir_is_refused(tmp_path):
 def test_presets_list():
     out = last_json(pcm("presets", cwd="."))
     assert {"tabletop_grpo", "tabletop_pcm"} <= set(out["presets"])
+
+
+@pytest.mark.slow
+def test_demo_runs_sft_then_grpo_and_pcm_from_the_same_start(tmp_path):
+    sets = tiny_sets(**{"eval.every": 1})
+    result = last_json(pcm("demo", "--out", "demo", "--steps", "1", *sets, cwd=tmp_path))
+    assert set(result) >= {"full", "pcm", "update_speedup"}
+    for selector in ("full", "pcm"):
+        assert result[selector]["steps"] == 1
+        saved = (tmp_path / "demo" / selector / "config.yaml").read_text()
+        assert f"selector: {selector}" in saved
+        assert "pretrained: demo/sft/policy" in saved
+    assert result["full"]["eval_success_start"] == result["pcm"]["eval_success_start"]
