@@ -148,8 +148,7 @@ class Trainer:
         self._last_log = time.perf_counter()
         self._param_storages = {p.untyped_storage().data_ptr() for p in self.policy.parameters()}
         config.save(self.run_dir / "config.yaml")
-        if resume:
-            self.resume_from = self._try_resume()
+        self.resume_from = self._try_resume() if resume else None
 
     # --- resume ----------------------------------------------------------------------------------
 
@@ -186,6 +185,7 @@ class Trainer:
         last: dict[str, float] = {}
         if self.step_count == 0 and cfg.eval.every > 0:
             self.sink.log_metrics(0, self.evaluate())
+        self._last_log = time.perf_counter()  # start-up and the step-0 eval are no step's time
         while self.step_count < cfg.train.steps:
             last = self.step()
             every = cfg.train.checkpoint_every
