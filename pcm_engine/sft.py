@@ -89,7 +89,7 @@ def fit(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
-            total += float(loss) * len(rows)
+            total += loss.item() * len(rows)
             count += len(rows)
         losses.append(total / count)
         if on_epoch:

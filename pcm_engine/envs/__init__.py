@@ -5,7 +5,7 @@ from pcm_engine.envs.base import ChunkStep, Observation, Split, VecEnv
 __all__ = ["ChunkStep", "Observation", "Split", "VecEnv", "make_env"]
 
 
-def make_env(config, num_envs: int | None = None) -> VecEnv:
+def make_env(config) -> VecEnv:
     """Build the env named by `config.name` (an EnvConfig section of RunConfig)."""
     if config.name == "tabletop":
         from pcm_engine.envs.tabletop import TabletopEnv
