@@ -111,7 +111,7 @@ def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> di
     trainer = Trainer(config, run_dir, sink)
     if trainer.resume_from:
         progress.bar.update(trainer.resume_from)
-        tqdm.write(f"resumed {run_dir} from step {trainer.resume_from}")
+        tqdm.write(f"resumed {run_dir} from step {trainer.resume_from}", file=sys.stderr)
     try:
         trainer.train()
     finally:
@@ -171,7 +171,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     base = load_config(args)
     sft_dir = out / "sft"
     if not (sft_dir / "policy").is_dir():
-        tqdm.write(f"[1/3] behaviour cloning from scripted demos -> {sft_dir}")
+        tqdm.write(f"[1/3] behaviour cloning from scripted demos -> {sft_dir}", file=sys.stderr)
         args.out = str(sft_dir)
         cmd_sft(args)
     results = {}
@@ -184,7 +184,8 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         if args.steps is not None:
             overrides["train.steps"] = args.steps
         config = RunConfig.from_dict(base.to_dict(), overrides)
-        tqdm.write(f"[{i}/3] {'GRPO (every chunk)' if selector == 'full' else 'PCM'} -> {out / selector}")
+        label = "GRPO (every chunk)" if selector == "full" else "PCM"
+        tqdm.write(f"[{i}/3] {label} -> {out / selector}", file=sys.stderr)
         results[selector] = run_training(config, out / selector)
     full, pcm = results["full"], results["pcm"]
     print("\n            eval success (start -> final)   mean update s   kept fraction")

@@ -91,3 +91,37 @@ def test_demo_runs_sft_then_grpo_and_pcm_from_the_same_start(tmp_path):
         assert f"selector: {selector}" in saved
         assert "pretrained: demo/sft/policy" in saved
     assert result["full"]["eval_success_start"] == result["pcm"]["eval_success_start"]
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_rerun_resumes_and_loses_no_finished_step(tmp_path):
+    """A crashed trainer keeps every logged step; rerunning resumes from the newest checkpoint and
+    each step ends up with exactly one row (a re-run step overwrites, never duplicates)."""
+    import signal
+    import time
+
+    steps = 12
+    sets = tiny_sets(**{"train.steps": steps, "train.checkpoint_every": 3})
+    args = [sys.executable, "-m", "pcm_engine.cli", "train", "--config", "tabletop_pcm"]
+    args += ["--run-dir", "run", *sets]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    logged_before = {json.loads(line)["step"] for line in metrics.read_text().splitlines()}
+    assert 5 <= len(logged_before) < steps, "the run was not caught mid-way"
+
+    resumed = pcm("train", "--config", "tabletop_pcm", "--run-dir", "run", *sets, cwd=tmp_path)
+    assert last_json(resumed)["steps"] == steps
+    assert "resumed" in resumed.stderr
+    rows = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == list(range(1, steps + 1))
+    assert all(ROLLOUT_SUCCESS in r for r in rows)
+    assert logged_before <= {r["step"] for r in rows}
+    assert (tmp_path / "run" / "checkpoints" / f"step_{steps:06d}").is_dir()
