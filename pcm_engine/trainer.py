@@ -34,7 +34,7 @@ from pcm_engine.pcm import (
     select_chunks,
     unbiased_weights,
 )
-from pcm_engine.phases import PHASES, label_phases
+from pcm_engine.phases import PHASES, gripper_close_fraction, label_phases
 from pcm_engine.policies import VLAPolicy
 from pcm_engine.rollout import ChunkBatch, collect_rollouts
 
@@ -244,7 +244,8 @@ class Trainer:
         ph = self.config.pcm.phases
         labels = []
         for t in range(batch.num_trajectories):
-            g = (batch.actions[batch.chunks_of(t), :, -1] > 0).mean(axis=1)
+            actions = batch.actions[batch.chunks_of(t)]  # [chunks, L, D], commanded
+            g = gripper_close_fraction(actions.reshape(-1, actions.shape[-1]), actions.shape[1])
             labels.append(
                 label_phases(
                     g,
