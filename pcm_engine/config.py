@@ -95,6 +95,12 @@ class PolicyConfig(_Section):
         None,
         description="Local directory written by VLAPolicy.save_pretrained; None = build fresh.",
     )
+    init: Literal["random", "sft"] = Field(
+        "random",
+        description="Start of RL when `pretrained` is unset: random weights, or a policy "
+        "behaviour-cloned from scripted demos first (per the `sft` section; trained once and "
+        "shared by every run with the same env, policy and sft settings).",
+    )
     language_model: Literal["llama", "qwen2"] = "llama"
     hidden_size: int = Field(128, ge=16, le=8192)
     num_layers: int = Field(2, ge=1, le=128)

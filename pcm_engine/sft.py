@@ -7,6 +7,9 @@ the demos did not cover remain new to the policy, and the eval states are never 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,3 +98,50 @@ def fit(
         if on_epoch:
             on_epoch(epoch, losses[-1])
     return losses
+
+
+def sft_start_key(config: RunConfig) -> str:
+    """What an SFT start depends on: the env, the policy architecture, the SFT recipe and the
+    seeds. Runs that differ only in RL settings (selector, budget, lr, ...) share one start."""
+    data = config.to_dict()
+    policy = {k: v for k, v in data["policy"].items() if k not in ("pretrained", "init")}
+    relevant = {
+        "env": data["env"],
+        "policy": policy,
+        "sft": data["sft"],
+        "chunk_len": data["grpo"]["chunk_len"],
+        "eval": data["eval"],
+        "seed": data["train"]["seed"],
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolve_start(
+    config: RunConfig,
+    cache_root: str | Path,
+    *,
+    on_epoch: Callable[[int, float], None] | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> RunConfig:
+    """The config a Trainer should run: unchanged unless `policy.init == "sft"` and no
+    `policy.pretrained` is set; then `policy.pretrained` points at a cached SFT policy under
+    `cache_root/<sft_start_key>/policy`, trained here first if no run made it yet.
+
+    A file lock makes concurrent runs (two workers launching a GRPO-vs-PCM pair) train it once:
+    the second waits for the first and reuses its result. `on_start(dir)` is called only when
+    this call has to train it."""
+    if config.policy.pretrained or config.policy.init != "sft":
+        return config
+    out = Path(cache_root) / sft_start_key(config)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "policy" / "policy.json").exists():
+            if on_start is not None:
+                on_start(out)
+            sink = M.JsonlSink(out)
+            try:
+                run_sft(config, out, sink, on_epoch=on_epoch)
+            finally:
+                sink.close()
+    return RunConfig.from_dict(config.to_dict(), {"policy.pretrained": str(out / "policy")})

@@ -7,6 +7,7 @@ MetricSink; it knows nothing of where the numbers go.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 import resource
 import time
 from dataclasses import dataclass
@@ -145,6 +146,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.train.seed)
         self.sampler = torch.Generator(device=self.device).manual_seed(config.train.seed)
         self.step_count = 0
+        self.stopped_early = False
         self._last_log = time.perf_counter()
         self._param_storages = {p.untyped_storage().data_ptr() for p in self.policy.parameters()}
         config.save(self.run_dir / "config.yaml")
@@ -178,9 +180,19 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------------------------
 
-    def train(self) -> dict[str, float]:
+    def train(
+        self,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        on_checkpoint: Callable[[Path, int], None] | None = None,
+    ) -> dict[str, float]:
         """Run until `train.steps`, then export the policy to `run_dir/policy` (loadable with
-        `VLAPolicy.from_pretrained`); returns the last step's metrics."""
+        `VLAPolicy.from_pretrained`); returns the last step's metrics.
+
+        `should_stop` is asked after every step; when it answers True the trainer writes a
+        checkpoint and returns early (the orchestrator's cancel and SIGTERM path), so a later
+        run of the same folder resumes exactly there. `on_checkpoint(path, step)` hears about
+        every checkpoint written."""
         cfg = self.config
         last: dict[str, float] = {}
         if self.step_count == 0 and cfg.eval.every > 0:
@@ -189,8 +201,15 @@ class Trainer:
         while self.step_count < cfg.train.steps:
             last = self.step()
             every = cfg.train.checkpoint_every
-            if (every and self.step_count % every == 0) or self.step_count == cfg.train.steps:
-                self.save()
+            stopping = should_stop is not None and should_stop()
+            due = (every and self.step_count % every == 0) or self.step_count == cfg.train.steps
+            if due or stopping:
+                path = self.save()
+                if on_checkpoint is not None:
+                    on_checkpoint(path, self.step_count)
+            if stopping and self.step_count < cfg.train.steps:
+                self.stopped_early = True
+                return last
         self.policy.save_pretrained(self.run_dir / "policy")
         return last
 

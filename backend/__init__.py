@@ -1,0 +1,1 @@
+"""PCM Lab's web service: REST + SSE over the run database (see docs/architecture.md)."""

@@ -1,0 +1,95 @@
+"""One `Settings` object, read from `PCM_*` environment variables or a `.env` file.
+
+The embedded profile needs none of them: SQLite and a file-system broker under `data_dir`.
+The lab profile sets `PCM_DATABASE_URL` (PostgreSQL) and `PCM_BROKER_URL` (Redis).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PCM_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("pcm-data"), description="Runs, checkpoints, SQLite file, broker spool.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir.")
+    broker_url: str | None = Field(
+        None, description="Celery broker; default: kombu's file-system transport in data_dir."
+    )
+    queue: str = Field("runs", description="Celery queue the API sends runs to and workers consume.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    auth: Literal["auto", "single_user", "required"] = Field(
+        "auto",
+        description="single_user: every request acts as the local admin (loopback only); "
+        "required: bearer tokens; auto: single_user on loopback, required otherwise.",
+    )
+    admin_username: str = "admin"
+    admin_password: str | None = Field(None, description="Creates/updates the admin on start.")
+    heartbeat_s: float = Field(5.0, gt=0, description="Worker heartbeat period.")
+    stale_after_s: float = Field(60.0, gt=0, description="A running run with an older heartbeat is stale.")
+    broker_poll_s: float = Field(0.5, gt=0, description="Polling period of the serverless broker.")
+    sse_poll_s: float = Field(0.5, gt=0, description="How often the event stream looks for new rows.")
+    metric_flush_rows: int = Field(500, ge=1, description="Metric rows buffered before a DB write.")
+    max_series_points: int = Field(2000, ge=10, description="Server-side downsampling limit per series.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'pcm.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def embedded(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    @property
+    def sft_cache_dir(self) -> Path:
+        return self.data_dir / "sft-starts"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def single_user(self) -> bool:
+        if self.auth == "auto":
+            return self.loopback
+        return self.auth == "single_user"
+
+    def check_safe_to_serve(self) -> None:
+        """Refuse to expose an unauthenticated API beyond loopback."""
+        if self.single_user and not self.loopback:
+            raise SystemExit(
+                f"refusing to serve on {self.host} without authentication: set PCM_AUTH=required "
+                "(and PCM_ADMIN_PASSWORD for the first login), or bind to 127.0.0.1"
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
