@@ -90,9 +90,7 @@ def finish_run(session: Session, run_id: int, worker: str, status: str, **values
 def mark_stale(session: Session, stale_after_s: float, now: datetime | None = None) -> list[int]:
     """running runs whose heartbeat is older than `stale_after_s` become `stale`."""
     cutoff = (now or utcnow()) - timedelta(seconds=stale_after_s)
-    ids = session.scalars(
-        select(Run.id).where(Run.status == "running", Run.heartbeat_at < cutoff)
-    ).all()
+    ids = session.scalars(select(Run.id).where(Run.status == "running", Run.heartbeat_at < cutoff)).all()
     return [
         run_id
         for run_id in ids
@@ -130,6 +128,12 @@ def requeue(session: Session, run_id: int) -> bool:
         error=None,
         traceback=None,
     )
+
+
+def fail_queued(session: Session, run_id: int, error: str) -> bool:
+    """queued -> failed when the run's task message could not be sent (broker unreachable), so
+    the run does not wait forever for a message that never came; requeue sends it again."""
+    return _transition(session, run_id, ("queued",), "failed", finished_at=utcnow(), error=error)
 
 
 def cancel_requested(session: Session, run_id: int) -> bool:

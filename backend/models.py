@@ -33,6 +33,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (stored in UTC); make them aware so they compare and
+    serialise like PostgreSQL's."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 # Integer primary keys that autoincrement on SQLite (INTEGER) and PostgreSQL (BIGINT).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -1,0 +1,103 @@
+"""Who may see, launch, change and share runs.
+
+Seeing: a private run only its owner; a lab run every member of its lab (any role); a public run
+every signed-in user; admins everything. A run the caller may not see is a 404, never a 403, so
+its existence does not leak. Changing (cancel, requeue, share) and launching into a lab need the
+role owner or member in that lab (or owning the run); viewers get a 403.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy.orm import Session
+
+from backend.models import Lab, Membership, Run, User
+
+WRITE_ROLES = ("owner", "member")
+
+
+def lab_role(session: Session, user: User, lab_id: int | None) -> str | None:
+    if lab_id is None:
+        return None
+    return session.scalar(
+        select(Membership.role).where(Membership.user_id == user.id, Membership.lab_id == lab_id)
+    )
+
+
+def visible_runs(user: User) -> ColumnElement[bool]:
+    """A WHERE clause selecting the runs `user` may see."""
+    if user.is_admin:
+        return true()
+    my_labs = select(Membership.lab_id).where(Membership.user_id == user.id)
+    return or_(
+        Run.owner_id == user.id,
+        Run.visibility == "public",
+        and_(Run.visibility == "lab", Run.lab_id.in_(my_labs)),
+    )
+
+
+def not_found(what: str, ident: object) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {ident} not found")
+
+
+def get_visible_run(session: Session, user: User, run_id: int) -> Run:
+    run = session.scalar(select(Run).where(Run.id == run_id, visible_runs(user)))
+    if run is None:
+        raise not_found("run", run_id)
+    return run
+
+
+def can_change(session: Session, user: User, run: Run) -> bool:
+    """Cancel, requeue or share: the run's owner, an owner/member of its lab, or an admin."""
+    return user.is_admin or run.owner_id == user.id or lab_role(session, user, run.lab_id) in WRITE_ROLES
+
+
+def require_change(session: Session, user: User, run: Run, action: str) -> None:
+    if not can_change(session, user, run):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"you may view run {run.id} but not {action} it: that needs the role owner or member "
+            f"in its lab (ask a lab owner to change your role)",
+        )
+
+
+def require_delete(session: Session, user: User, run: Run) -> None:
+    """Deleting loses data for everyone: only the run's owner, its lab's owner, or an admin."""
+    if not (user.is_admin or run.owner_id == user.id or lab_role(session, user, run.lab_id) == "owner"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"only the owner of run {run.id}, an owner of its lab, or an admin may delete it",
+        )
+
+
+def launch_lab(session: Session, user: User, lab_id: int | None) -> Lab:
+    """The lab a new run goes to: `lab_id`, or the user's first lab with a launching role.
+    403 when the user may not launch there."""
+    if lab_id is None:
+        lab = session.scalar(
+            select(Lab)
+            .join(Membership)
+            .where(Membership.user_id == user.id, Membership.role.in_(WRITE_ROLES))
+            .order_by(Lab.id)
+            .limit(1)
+        )
+        if lab is None and user.is_admin:
+            lab = session.scalar(select(Lab).order_by(Lab.id).limit(1))
+        if lab is None:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "you are not an owner or member of any lab: ask a lab owner to add you "
+                "(POST /api/labs/{id}/members) or create your own lab (POST /api/labs)",
+            )
+        return lab
+    lab = session.get(Lab, lab_id)
+    role = lab_role(session, user, lab_id) if lab is not None else None
+    if lab is None or (role is None and not user.is_admin):
+        raise not_found("lab", lab_id)
+    if role not in WRITE_ROLES and not user.is_admin:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"your role in lab '{lab.name}' is {role}: launching runs needs owner or member",
+        )
+    return lab

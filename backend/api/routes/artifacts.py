@@ -1,0 +1,75 @@
+"""Checkpoints and exported policies of a run: listing and download (a folder as a zip)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+from starlette.background import BackgroundTask
+
+from backend.access import get_visible_run, not_found, visible_runs
+from backend.deps import ArtifactId, CurrentUser, RunId, SessionDep, SettingsDep
+from backend.models import Artifact, Run
+from backend.schemas import ArtifactOut
+from backend.settings import Settings
+
+router = APIRouter(tags=["artifacts"])
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut])
+def list_artifacts(run_id: RunId, session: SessionDep, user: CurrentUser) -> list[Artifact]:
+    run = get_visible_run(session, user, run_id)
+    return list(
+        session.scalars(
+            select(Artifact).where(Artifact.run_id == run.id).order_by(Artifact.step, Artifact.id)
+        )
+    )
+
+
+def artifact_path(settings: Settings, run: Run, artifact: Artifact) -> Path:
+    """The artifact on disk. Relative paths are relative to the run folder; either way it must lie
+    inside the data dir or the run folder, so a bad row cannot serve arbitrary files."""
+    base = Path(run.run_dir) if run.run_dir else settings.runs_dir / str(run.id)
+    path = (base / artifact.path).resolve()
+    roots = [settings.data_dir.resolve(), base.resolve()]
+    if not any(path.is_relative_to(root) for root in roots):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"artifact {artifact.id} lies outside the data directory"
+        )
+    if not path.exists():
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"artifact {artifact.id} is no longer on disk ({path})"
+        )
+    return path
+
+
+@router.get(
+    "/artifacts/{artifact_id}/download",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}, "application/zip": {}}}},
+)
+def download_artifact(
+    artifact_id: ArtifactId, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> FileResponse:
+    """The file, or a folder (a checkpoint, a policy) zipped on the fly."""
+    artifact = session.get(Artifact, artifact_id)
+    run = (
+        session.scalar(select(Run).where(Run.id == artifact.run_id, visible_runs(user))) if artifact else None
+    )
+    if artifact is None or run is None:
+        raise not_found("artifact", artifact_id)
+    path = artifact_path(settings, run, artifact)
+    if path.is_file():
+        return FileResponse(path, filename=path.name, media_type="application/octet-stream")
+    workdir = tempfile.mkdtemp(prefix="pcm-artifact-")
+    archive = shutil.make_archive(str(Path(workdir) / path.name), "zip", root_dir=path)
+    return FileResponse(
+        archive,
+        filename=f"run{run.id}-{path.name}.zip",
+        media_type="application/zip",
+        background=BackgroundTask(shutil.rmtree, workdir, ignore_errors=True),
+    )

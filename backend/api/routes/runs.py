@@ -1,0 +1,174 @@
+"""Runs: launch, list, inspect, cancel, requeue, clone, delete."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.orm import joinedload
+
+from backend import launch, lifecycle
+from backend.access import get_visible_run, launch_lab, require_change, require_delete, visible_runs
+from backend.deps import CurrentUser, RunId, SessionDep, SettingsDep
+from backend.models import Run, User
+from backend.schemas import INT32_MAX, RunClone, RunCreate, RunDetail, RunsPublic
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+SORT_KEYS = {
+    "created_at": Run.created_at,
+    "started_at": Run.started_at,
+    "finished_at": Run.finished_at,
+    "name": Run.name,
+    "status": Run.status,
+    "steps_done": Run.steps_done,
+    "id": Run.id,
+}
+Sort = Literal[tuple(f"{sign}{key}" for key in SORT_KEYS for sign in ("", "-"))]  # type: ignore[valid-type]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RunDetail)
+def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Run:
+    """Validate the config, insert a queued run and send its task. A bad config is a 422 whose
+    `fields` name the dotted paths to fix."""
+    if body.preset is not None:
+        base, source = launch.load_preset(body.preset), "preset"
+    else:
+        base, source = body.config or {}, "config"
+    config = launch.build_config(base, body.overrides, body.name, source=source)
+    lab = launch_lab(session, user, body.lab_id)
+    preset = body.preset.removesuffix(".yaml") if body.preset else None
+    return launch.new_run(session, settings, user, config, lab=lab, visibility=body.visibility, preset=preset)
+
+
+@router.get("", response_model=RunsPublic)
+def list_runs(
+    session: SessionDep,
+    user: CurrentUser,
+    status_: Annotated[
+        str | None, Query(alias="status", description="One status, or several separated by commas.")
+    ] = None,
+    selector: str | None = None,
+    env: str | None = None,
+    owner: Annotated[str | None, Query(description="The owner's username.")] = None,
+    lab: Annotated[int | None, Query(ge=1, le=INT32_MAX, description="A lab id.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text contained in the run name.")] = None,
+    sort: Annotated[Sort, Query(description="A column, '-' first for descending.")] = "-created_at",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+) -> RunsPublic:
+    filters: list[ColumnElement[bool]] = [visible_runs(user)]
+    if status_:
+        filters.append(Run.status.in_([s.strip() for s in status_.split(",") if s.strip()]))
+    if selector:
+        filters.append(Run.selector == selector)
+    if env:
+        filters.append(Run.env_name == env)
+    if owner:
+        filters.append(Run.owner_id.in_(select(User.id).where(User.username == owner)))
+    if lab is not None:
+        filters.append(Run.lab_id == lab)
+    if q:
+        filters.append(Run.name.contains(q, autoescape=True))
+    count = session.scalar(select(func.count()).select_from(Run).where(*filters)) or 0
+    column = SORT_KEYS[sort.lstrip("-")]
+    order = column.desc() if sort.startswith("-") else column.asc()
+    runs = session.scalars(
+        select(Run)
+        .options(joinedload(Run.owner))
+        .where(*filters)
+        .order_by(order, Run.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return RunsPublic.model_validate({"data": list(runs), "count": count}, from_attributes=True)
+
+
+@router.get("/{run_id}", response_model=RunDetail)
+def get_run(run_id: RunId, session: SessionDep, user: CurrentUser) -> Run:
+    return get_visible_run(session, user, run_id)
+
+
+def _final_status_conflict(run: Run, action: str, allowed: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_409_CONFLICT, f"run {run.id} is {run.status}: only {allowed} runs can be {action}"
+    )
+
+
+@router.post("/{run_id}/cancel", response_model=RunDetail)
+def cancel_run(run_id: RunId, session: SessionDep, user: CurrentUser) -> Run:
+    """A queued (or stale) run is cancelled at once; a running one stops after its current step."""
+    run = get_visible_run(session, user, run_id)
+    require_change(session, user, run, "cancel")
+    if lifecycle.request_cancel(session, run.id) is None:
+        raise _final_status_conflict(run, "cancelled", "queued, running or stale")
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+@router.post("/{run_id}/requeue", response_model=RunDetail)
+def requeue_run(run_id: RunId, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Run:
+    """A stale, failed or cancelled run goes back to the queue and resumes from its newest checkpoint."""
+    run = get_visible_run(session, user, run_id)
+    require_change(session, user, run, "requeue")
+    if not lifecycle.requeue(session, run.id):
+        raise _final_status_conflict(run, "requeued", ", ".join(lifecycle.REQUEUEABLE))
+    session.commit()
+    launch.send(session, settings, run)
+    session.refresh(run)
+    return run
+
+
+@router.post("/{run_id}/clone", status_code=status.HTTP_201_CREATED, response_model=RunDetail)
+def clone_run(
+    run_id: RunId, body: RunClone, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> Run:
+    """A new queued run from this run's stored config plus `overrides`."""
+    source = get_visible_run(session, user, run_id)
+    config = launch.build_config(
+        source.config, body.overrides, body.name or f"{source.name} (copy)"[:200], source="config"
+    )
+    lab = launch_lab(session, user, body.lab_id if body.lab_id is not None else source.lab_id)
+    visibility = body.visibility or source.visibility
+    return launch.new_run(
+        session, settings, user, config, lab=lab, visibility=visibility, preset=source.preset
+    )
+
+
+@router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_run(run_id: RunId, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Response:
+    """Delete a run that is not running, with its metrics, events, artifacts rows and run folder."""
+    run = get_visible_run(session, user, run_id)
+    require_delete(session, user, run)
+    run_dir = run.run_dir
+    # Conditional, so a worker claiming the run meanwhile makes this a 409 rather than an orphan.
+    deleted = session.execute(
+        delete(Run)
+        .where(Run.id == run.id, Run.status != "running")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if deleted != 1:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"run {run.id} is running: cancel it first (POST /api/runs/{run.id}/cancel)",
+        )
+    session.commit()
+    _remove_run_dir(settings, run_dir)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _remove_run_dir(settings: Settings, run_dir: str | None) -> None:
+    """Remove the run's folder, but only inside the data dir (never a path we don't own)."""
+    if not run_dir:
+        return
+    path, root = Path(run_dir).resolve(), settings.data_dir.resolve()
+    if path.is_dir() and path.is_relative_to(root) and path != root:
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("removed run folder %s", path)

@@ -1,0 +1,90 @@
+"""Reading a run's metric series and chunk records (shared by the run, compare and share routes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.models import ChunkMask, Metric
+from backend.schemas import ChunksOut, MetricsOut
+
+T = TypeVar("T")
+
+
+def downsample(points: Sequence[T], max_points: int) -> list[T]:
+    """At most `max_points` evenly spaced points, always keeping the first and the last."""
+    n = len(points)
+    if n <= max_points:
+        return list(points)
+    if max_points <= 1:
+        return [points[-1]]
+    stride = (n - 1) / (max_points - 1)
+    indices = sorted({round(i * stride) for i in range(max_points)})
+    return [points[i] for i in indices]
+
+
+def split_names(names: str | None) -> list[str] | None:
+    """`"a,b"` -> `["a", "b"]`; None or blank -> None (all names)."""
+    if names is None:
+        return None
+    parsed = [name.strip() for name in names.split(",") if name.strip()]
+    return parsed or None
+
+
+def metric_names(session: Session, run_id: int) -> list[str]:
+    return list(
+        session.scalars(select(Metric.name).where(Metric.run_id == run_id).distinct().order_by(Metric.name))
+    )
+
+
+def read_metrics(
+    session: Session,
+    run_id: int,
+    names: list[str] | None,
+    since_step: int | None,
+    max_points: int,
+) -> MetricsOut:
+    """Series of `names` (all of the run's when None), only steps > `since_step`, each
+    downsampled to `max_points`. Wall times are seconds since the run's first logged metric."""
+    selected = Metric.run_id == run_id
+    if names is not None:
+        selected = selected & Metric.name.in_(names)
+    last_step = session.scalar(select(func.max(Metric.step)).where(selected))
+    start = session.scalar(select(func.min(Metric.wall_time)).where(Metric.run_id == run_id)) or 0.0
+    query = select(Metric.name, Metric.step, Metric.value, Metric.wall_time).where(selected)
+    if since_step is not None:
+        query = query.where(Metric.step > since_step)
+    rows: dict[str, list[tuple[int, float, float]]] = {name: [] for name in names or ()}
+    for name, step, value, wall in session.execute(query.order_by(Metric.name, Metric.step)):
+        rows.setdefault(name, []).append((step, value, wall))
+    series: dict[str, list[tuple[int, float]]] = {}
+    wall_time: dict[str, list[tuple[int, float]]] = {}
+    for name, points in rows.items():
+        kept = downsample(points, max_points)
+        series[name] = [(step, value) for step, value, _ in kept]
+        wall_time[name] = [(step, round(wall - start, 3)) for step, _, wall in kept]
+    return MetricsOut(series=series, wall_time=wall_time, last_step=last_step)
+
+
+def read_chunks(session: Session, run_id: int, step: int | None) -> ChunksOut:
+    """The chunk records of one step (default: the latest step that has any)."""
+    steps = list(
+        session.scalars(
+            select(ChunkMask.step).where(ChunkMask.run_id == run_id).distinct().order_by(ChunkMask.step)
+        )
+    )
+    if step is None:
+        step = steps[-1] if steps else None
+    records: list[Any] = []
+    if step is not None:
+        records = list(
+            session.scalars(
+                select(ChunkMask)
+                .where(ChunkMask.run_id == run_id, ChunkMask.step == step)
+                .order_by(ChunkMask.trajectory, ChunkMask.chunk)
+            )
+        )
+    return ChunksOut.model_validate({"step": step, "steps": steps, "records": records}, from_attributes=True)
