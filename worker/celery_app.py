@@ -22,12 +22,13 @@ def make_celery(settings: Settings | None = None) -> Celery:
     transport_options: dict = {"visibility_timeout": 7 * 24 * 3600}
     if settings.embedded:
         folder = settings.broker_dir.resolve()
-        for sub in ("in", "processed"):
+        for sub in ("in", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         transport_options.update(
             data_folder_in=str(folder / "in"),
             data_folder_out=str(folder / "in"),
             processed_folder=str(folder / "processed"),
+            control_folder=str(folder / "control"),  # exchange bindings; kombu's default is ./control
             store_processed=False,
             polling_interval=settings.broker_poll_s,
         )

@@ -5,36 +5,9 @@ import pytest
 import torch
 
 from pcm_engine.config import RunConfig
+from tests.tiny import TINY
 
 torch.set_num_threads(1)
-
-TINY = {
-    "env.max_steps": 32,
-    "env.image_size": 32,
-    "env.tasks": [0, 1],
-    "env.train_init_states": 4,
-    "env.eval_init_states": 2,
-    "policy.hidden_size": 32,
-    "policy.num_layers": 1,
-    "policy.num_heads": 2,
-    "policy.vision_hidden_size": 32,
-    "policy.vision_layers": 1,
-    "policy.vision_heads": 2,
-    "policy.patch_size": 16,
-    "grpo.chunk_len": 4,
-    "grpo.group_size": 2,
-    "grpo.groups_per_step": 2,
-    "grpo.temperature": 1.0,
-    "grpo.lr": 1e-3,
-    "grpo.micro_batch_trajectories": 1,
-    "sft.demos_per_task": 2,
-    "sft.epochs": 2,
-    "sft.batch_size": 16,
-    "eval.every": 0,
-    "eval.episodes_per_task": 2,
-    "train.steps": 2,
-    "train.checkpoint_every": 1,
-}
 
 
 def tiny_config(**overrides) -> RunConfig:

@@ -1,0 +1,40 @@
+"""The worker's Celery app: `celery -A worker.app worker -Q runs` (or `pcm worker`).
+
+One worker process trains one run at a time in its main process (`--pool solo`, set here as the
+default): CUDA is only ever initialised in the process that trains, never in a parent that forks.
+The hooks below migrate the database before the first task, keep the worker's heartbeat, and turn
+SIGTERM / Ctrl-C into "checkpoint, then put the run back in the queue".
+"""
+
+from __future__ import annotations
+
+from celery import signals
+
+from backend.db import migrate
+from backend.settings import get_settings
+from worker.celery_app import make_celery
+from worker.heartbeat import ensure_heartbeat, stop_heartbeat
+from worker.runner import SHUTDOWN
+
+app = make_celery(get_settings())
+app.conf.worker_pool = "solo"
+
+
+@signals.worker_init.connect
+def _migrate(**_kwargs) -> None:
+    migrate(get_settings().resolved_database_url)
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender, **_kwargs) -> None:
+    ensure_heartbeat(get_settings(), sender.hostname)
+
+
+@signals.worker_shutting_down.connect
+def _stop_training(**_kwargs) -> None:
+    SHUTDOWN.set()
+
+
+@signals.worker_shutdown.connect
+def _forget_worker(**_kwargs) -> None:
+    stop_heartbeat()
