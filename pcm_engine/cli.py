@@ -1,9 +1,10 @@
-"""`pcm` console entry: sft, train, eval, demo, presets.
+"""`pcm` console entry: sft, train, eval, demo, env-check, presets.
 
     pcm sft   --config tabletop_pcm --out runs/sft
     pcm train --config tabletop_pcm --set policy.pretrained=runs/sft/policy --set pcm.budget=3
     pcm eval  --config tabletop_pcm --policy runs/sft/policy
     pcm demo  # SFT, then GRPO and PCM from the same start, side by side
+    pcm env-check libero_spatial --task 0 --episodes 1 --max-steps 40  # needs the libero extra
 
 Every command that finishes prints, as its last line, one JSON object with its result.
 """
@@ -106,6 +107,15 @@ def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> di
         import shutil
 
         shutil.rmtree(run_dir)
+    if config.policy.init == "sft" and not config.policy.pretrained:
+        from pcm_engine.sft import resolve_start
+
+        cache = run_dir.parent / "sft-starts"
+        config = resolve_start(
+            config,
+            cache,
+            on_start=lambda d: tqdm.write(f"behaviour cloning the SFT start -> {d}", file=sys.stderr),
+        )
     progress = ProgressSink(total=config.train.steps, desc=config.name)
     sink = FanOutSink(JsonlSink(run_dir), progress)
     trainer = Trainer(config, run_dir, sink)
@@ -208,6 +218,22 @@ def cmd_presets(args: argparse.Namespace) -> dict:
     return {"presets": names}
 
 
+def cmd_env_check(args: argparse.Namespace) -> dict:
+    from pcm_engine.envs.libero_check import run_env_check
+
+    return run_env_check(
+        args.suite,
+        args.task,
+        episodes=args.episodes,
+        max_steps=args.max_steps,
+        workers=args.workers,
+        image_size=args.image_size,
+        render=not args.no_render,
+        seed=args.seed,
+        save_image=args.save_image,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pcm", description="PCM Lab: GRPO and PCM for VLA policies")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, help="RL steps per method (default: the preset's)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "env-check", help="run a LIBERO task with random actions: checks the install, times a step"
+    )
+    p.add_argument("suite", choices=["libero_spatial", "libero_object", "libero_goal", "libero_10"])
+    p.add_argument("--task", type=int, default=0, help="task id in the suite, 0-9 (default 0)")
+    p.add_argument("--episodes", type=int, default=1, help="episodes run side by side (default 1)")
+    p.add_argument("--max-steps", type=int, help="steps per episode (default: the suite's limit)")
+    p.add_argument("--workers", type=int, default=1, help="simulator processes; 0 = in-process")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--no-render", action="store_true", help="skip the camera (physics only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-image", metavar="PNG", help="write the first observation to this file")
+    p.set_defaults(func=cmd_env_check)
 
     p = sub.add_parser("presets", help="list the presets in configs/")
     p.set_defaults(func=cmd_presets)

@@ -132,7 +132,7 @@ def resolve_start(
     this call has to train it."""
     if config.policy.pretrained or config.policy.init != "sft":
         return config
-    out = Path(cache_root) / sft_start_key(config)
+    out = Path(cache_root).resolve() / sft_start_key(config)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

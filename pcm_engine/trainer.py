@@ -7,9 +7,9 @@ MetricSink; it knows nothing of where the numbers go.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -18,6 +18,7 @@ TINY: dict[str, Any] = {
     "policy.vision_layers": 1,
     "policy.vision_heads": 2,
     "policy.patch_size": 16,
+    "policy.init": "random",  # the presets behaviour-clone first; tests that want it say so
     "grpo.chunk_len": 4,
     "grpo.group_size": 2,
     "grpo.groups_per_step": 2,

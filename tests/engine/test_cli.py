@@ -56,6 +56,24 @@ def test_sft_then_train_then_eval_through_the_cli(tmp_path):
     assert result["eval/episodes"] == 4  # 2 tasks x 2 episodes
 
 
+@pytest.mark.slow
+def test_train_with_sft_init_behaviour_clones_once_and_shares_the_start(tmp_path):
+    sets = tiny_sets(**{"policy.init": "sft", "train.steps": 1})
+    first = pcm("train", "--config", "tabletop_pcm", "--run-dir", "runs/a", *sets, cwd=tmp_path)
+    last_json(first)
+    assert "behaviour cloning the SFT start" in first.stderr
+    starts = list((tmp_path / "runs" / "sft-starts").iterdir())
+    assert len(starts) == 1 and (starts[0] / "policy" / "policy.json").exists()
+    assert f"pretrained: {starts[0] / 'policy'}" in (tmp_path / "runs/a/config.yaml").read_text()
+
+    # a run that differs only in RL settings reuses that start without training it again
+    sets_b = tiny_sets(**{"policy.init": "sft", "train.steps": 1, "pcm.selector": "full"})
+    second = pcm("train", "--config", "tabletop_pcm", "--run-dir", "runs/b", *sets_b, cwd=tmp_path)
+    last_json(second)
+    assert "behaviour cloning" not in second.stderr
+    assert list((tmp_path / "runs" / "sft-starts").iterdir()) == starts
+
+
 def test_bad_config_value_is_refused_naming_the_field(tmp_path):
     proc = pcm("train", "--config", "tabletop_pcm", "--set", "pcm.budget=-3", cwd=tmp_path)
     assert proc.returncode == 2
