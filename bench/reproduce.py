@@ -1,0 +1,481 @@
+"""Paper reproduction on the tabletop suite (issue: bench): GRPO against PCM at three budgets,
+random masking (`uniform`), full masking (`top_phase`) and PCM with `reweight: unbiased`, all from
+one shared SFT start with identical steps, rollouts and optimiser settings, several seeds each.
+Writes docs/results.md and docs/img/results/*.png, including the proxy check (measured per-phase
+gradient variance `V_c` against the score `C_c`).
+
+    python bench/reproduce.py                 # the "2h" preset; prints its time estimate first
+    python bench/reproduce.py --estimate-only # just the estimate (~1.7 h for "2h" on an idle 2-core box)
+    python bench/reproduce.py --quick         # a miniature smoke run into a temp folder
+    python bench/reproduce.py --report-only   # rebuild the report from OUT's raw results
+    python bench/reproduce.py --methods full,pcm_b2 --seeds 2 --steps 60 --workers 2
+
+Size presets: "2h" = 7 methods x 3 seeds x 150 steps of 64 rollouts, eval every 15 steps on 200
+held-out episodes; "long" doubles the steps; "quick" is a tiny policy for a few steps.
+
+Raw results live in OUT (default bench/out/reproduce): `sft/` the shared start, `runs/<method>/
+seed<k>/` each run's metrics.jsonl, chunks.jsonl, train.log and checkpoints, `proxy.json`, and
+`plan.json`. Rerunning skips finished runs and resumes half-finished ones from their newest
+checkpoint. The seed varies RL sampling only (`train.seed`); every run starts from the same SFT
+policy (built once with seed 0 and passed as `policy.pretrained`). The last line printed is one
+JSON object: per method, final eval success, steps and seconds to the threshold, mean update
+seconds per step and mean kept fraction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import redirect_stderr
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from reproduce_report import FIGURES, RESULTS_MD, ROOT, build_report
+
+from pcm_engine.analysis import proxy_points
+from pcm_engine.config import RunConfig, resolve_preset
+
+PRESET = "tabletop_pcm"
+SFT_SEED = 0
+PROXY_SEED = 2_000_003  # the proxy check's own rollouts: never the same draws as a training step
+
+# --- what runs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    label: str
+    overrides: dict
+    budget: int | None = None
+
+
+def methods_for(budgets: tuple[int, int, int]) -> list[Method]:
+    """GRPO, PCM at the low/mid/high budget, and uniform, top_phase and unbiased PCM at the mid one."""
+    low, mid, high = budgets
+
+    def masked(name: str, label: str, selector: str, budget: int, **extra) -> Method:
+        overrides = {"pcm.selector": selector, "pcm.budget": budget, **extra}
+        return Method(name, f"{label} B={budget}", overrides, budget)
+
+    return [
+        Method("full", "GRPO (every chunk)", {"pcm.selector": "full"}),
+        masked(f"pcm_b{low}", "PCM", "pcm", low),
+        masked(f"pcm_b{mid}", "PCM", "pcm", mid),
+        masked(f"pcm_b{high}", "PCM", "pcm", high),
+        masked(f"uniform_b{mid}", "uniform", "uniform", mid),
+        masked(f"top_phase_b{mid}", "top_phase", "top_phase", mid),
+        masked(f"pcm_unbiased_b{mid}", "PCM unbiased", "pcm", mid, **{"pcm.reweight": "unbiased"}),
+    ]
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Seconds of one run, for the estimate printed before starting. Defaults: the README's
+    learning check on this machine (2 cores, two runs side by side, one thread each): a step is
+    ~2.0 s of rollout, selection and checkpointing plus ~3.4 s of actor update per 100% of chunks
+    kept; 200 eval episodes take ~7 s; the SFT start ~5 min; mean ~9.7 chunks per trajectory."""
+
+    step_overhead_s: float = 2.0
+    full_update_s: float = 3.4
+    eval_episode_s: float = 0.035
+    startup_s: float = 15.0
+    sft_s: float = 300.0
+    proxy_checkpoint_s: float = 25.0
+    chunks_per_trajectory: float = 9.7
+
+    def kept_fraction(self, method: Method) -> float:
+        if method.budget is None:
+            return 1.0
+        kept = min(method.budget, self.chunks_per_trajectory) / self.chunks_per_trajectory
+        return 0.7 * kept if method.overrides["pcm.selector"] == "top_phase" else kept
+
+
+@dataclass(frozen=True)
+class Size:
+    steps: int
+    seeds: int
+    eval_every: int
+    checkpoint_every: int
+    budgets: tuple[int, int, int]
+    proxy_checkpoints: int
+    proxy_batches: int
+    proxy_samples: int
+    cost: CostModel
+    overrides: dict = field(default_factory=dict)
+
+
+QUICK_OVERRIDES = {
+    # small enough to train in seconds, forgiving enough that an SFT policy succeeds sometimes
+    # (so groups are mixed and every code path runs)
+    "env.image_size": 32,
+    "env.tasks": [0, 1],
+    "env.train_init_states": 20,
+    "env.eval_init_states": 4,
+    "env.grasp_tolerance": 0.3,
+    "env.place_tolerance": 0.3,
+    "policy.hidden_size": 32,
+    "policy.num_layers": 1,
+    "policy.num_heads": 2,
+    "policy.vision_hidden_size": 32,
+    "policy.vision_layers": 1,
+    "policy.vision_heads": 2,
+    "grpo.group_size": 4,
+    "grpo.groups_per_step": 4,
+    "sft.demos_per_task": 20,
+    "sft.epochs": 20,
+    "sft.lr": 1e-3,
+    "eval.episodes_per_task": 8,
+}
+QUICK_COST = CostModel(
+    step_overhead_s=0.5, full_update_s=0.3, eval_episode_s=0.01, startup_s=8, sft_s=10, proxy_checkpoint_s=3
+)
+
+SIZES = {
+    # ~1.7 h estimated on 2 cores with 2 workers: 7 methods x 3 seeds x 150 steps of 64 rollouts
+    "2h": Size(150, 3, 15, 25, (1, 2, 3), 4, 3, 24, CostModel()),
+    "long": Size(300, 3, 20, 50, (1, 2, 3), 4, 4, 32, CostModel()),
+    "quick": Size(4, 2, 2, 2, (1, 2, 3), 3, 1, 4, QUICK_COST, QUICK_OVERRIDES),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    method: Method
+    seed: int
+    config: RunConfig
+    run_dir: Path
+
+
+@dataclass
+class Plan:
+    """Everything that decides what runs; written to OUT/plan.json so --report-only can rebuild."""
+
+    size: str
+    steps: int
+    seeds: int
+    workers: int
+    methods: list[str]
+    budgets: tuple[int, int, int]
+    threshold: float | None
+    preset: str = PRESET
+    sft_seed: int = SFT_SEED
+    sft_policy: str | None = None
+    sessions: list[dict] = field(default_factory=list)
+
+    def save(self, out: Path) -> None:
+        (out / "plan.json").write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, out: Path) -> Plan:
+        data = json.loads((out / "plan.json").read_text())
+        data["budgets"] = tuple(data["budgets"])
+        return cls(**data)
+
+
+def base_config(size: Size, steps: int) -> RunConfig:
+    """The tabletop preset with this size's run length; the same for every method."""
+    overrides = {
+        **size.overrides,
+        "train.steps": steps,
+        "eval.every": size.eval_every,
+        "train.checkpoint_every": size.checkpoint_every,
+        # every checkpoint stays, so the proxy check can revisit the run's history
+        "train.keep_checkpoints": steps // size.checkpoint_every + 1,
+        "train.torch_threads": 1,
+    }
+    return RunConfig.load(resolve_preset(PRESET), overrides)
+
+
+def sft_config(base: RunConfig, threads: int) -> RunConfig:
+    """The config the shared SFT start is built from: SFT_SEED fixed, because resolve_start's
+    cache key holds train.seed and every run must share one start whatever its own seed."""
+    overrides = {"policy.init": "sft", "train.seed": SFT_SEED, "train.torch_threads": threads}
+    return RunConfig.from_dict(base.to_dict(), overrides)
+
+
+def sft_policy_path(base: RunConfig, out: Path) -> Path:
+    """Where resolve_start keeps (or will keep) the shared SFT policy."""
+    from pcm_engine.sft import sft_start_key
+
+    return out / "sft" / sft_start_key(sft_config(base, 1)) / "policy"
+
+
+def build_sft_start(base: RunConfig, out: Path, threads: int) -> str:
+    """Train the shared SFT start unless it is cached; returns its policy folder."""
+    from pcm_engine.sft import resolve_start
+
+    def announce(directory: Path) -> None:
+        print(f"building the SFT start in {directory} ...", file=sys.stderr, flush=True)
+
+    return str(resolve_start(sft_config(base, threads), out / "sft", on_start=announce).policy.pretrained)
+
+
+def make_jobs(plan: Plan, base: RunConfig, methods: list[Method], out: Path) -> list[Job]:
+    jobs = []
+    for method in methods:
+        for seed in range(plan.seeds):
+            overrides = {
+                **method.overrides,
+                "policy.pretrained": plan.sft_policy,
+                "train.seed": seed,
+                "name": f"{method.name}-seed{seed}",
+            }
+            config = RunConfig.from_dict(base.to_dict(), overrides)
+            jobs.append(Job(method, seed, config, out / "runs" / method.name / f"seed{seed}"))
+    return jobs
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def run_state(job: Job) -> tuple[str, int]:
+    """('done' | 'partial' | 'new', steps already checkpointed); refuses a folder holding a
+    different config (another --steps, say) rather than mixing two runs."""
+    from pcm_engine.checkpoint import latest_checkpoint
+
+    saved = job.run_dir / "config.yaml"
+    if saved.exists() and RunConfig.load(saved).config_hash() != job.config.config_hash():
+        raise SystemExit(f"{job.run_dir} holds a run with another config; use another --out")
+    latest = latest_checkpoint(job.run_dir)
+    step = latest.step if latest else 0
+    if step >= job.config.train.steps and (job.run_dir / "policy" / "policy.json").exists():
+        return "done", step
+    return ("partial" if step else "new"), step
+
+
+def estimate_seconds(job: Job, size: Size, done_steps: int = 0) -> float:
+    cost, config = size.cost, job.config
+    steps = config.train.steps - done_steps
+    per_step = cost.step_overhead_s + cost.full_update_s * cost.kept_fraction(job.method)
+    evals = steps // max(1, config.eval.every) + (1 if done_steps == 0 else 0)
+    episodes = config.eval.episodes_per_task * len(config.env.tasks or [0])
+    return cost.startup_s + steps * per_step + evals * episodes * cost.eval_episode_s
+
+
+def makespan(durations: list[float], workers: int) -> float:
+    """Wall-clock of running `durations` longest-first on `workers` parallel workers."""
+    loads = [0.0] * workers
+    for d in sorted(durations, reverse=True):
+        loads[loads.index(min(loads))] += d
+    return max(loads)
+
+
+def print_estimate(pending: list[tuple[Job, int]], size: Size, workers: int, need_sft: bool) -> float:
+    per_method: dict[str, float] = {}
+    durations = []
+    for job, done in pending:
+        seconds = estimate_seconds(job, size, done)
+        durations.append(seconds)
+        per_method[job.method.name] = per_method.get(job.method.name, 0.0) + seconds
+    total = makespan(durations, workers) + size.cost.proxy_checkpoint_s * size.proxy_checkpoints
+    total += size.cost.sft_s if need_sft else 0.0
+    print("estimated cost (cost model of the README's measured steps):", file=sys.stderr)
+    for name, seconds in per_method.items():
+        print(f"  {name:<22} {seconds / 60:7.1f} worker-min", file=sys.stderr)
+    print(
+        f"  => about {total / 3600:.2f} h wall-clock with {workers} workers ({len(pending)} runs to do)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return total
+
+
+def train_job(config_data: dict, run_dir: str) -> dict:
+    """One training run in a child process; its progress bar and warnings go to train.log."""
+    from pcm_engine.cli import run_training
+
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "train.log", "a") as log, redirect_stderr(log):
+        return run_training(RunConfig.from_dict(config_data), path)
+
+
+def run_jobs(pending: list[tuple[Job, int]], size: Size, workers: int) -> None:
+    """Longest runs first over `workers` fresh processes (one per run: peak-RSS stays per run)."""
+    order = sorted(pending, key=lambda p: -estimate_seconds(p[0], size, p[1]))
+    os.environ["OMP_NUM_THREADS"] = "1"  # children inherit it; each run also sets torch_threads 1
+    start = time.perf_counter()
+    context = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1) as pool:
+        futures = {pool.submit(train_job, j.config.to_dict(), str(j.run_dir)): j for j, _ in order}
+        failed = []
+        for count, future in enumerate(as_completed(futures), start=1):
+            job = futures[future]
+            minutes = (time.perf_counter() - start) / 60
+            try:
+                result = future.result()
+            except Exception as err:  # report, let the other runs finish; a rerun resumes it
+                failed.append(f"{job.method.name} seed {job.seed}: {err!r} (see {job.run_dir}/train.log)")
+                print(f"[{count}/{len(futures)}] FAILED {failed[-1]}", file=sys.stderr, flush=True)
+                continue
+            print(
+                f"[{count}/{len(futures)}] {job.method.name} seed {job.seed}: eval "
+                f"{result['eval_success_start']} -> {result['eval_success_final']}, "
+                f"{minutes:.1f} min elapsed",
+                file=sys.stderr,
+                flush=True,
+            )
+    if failed:
+        raise SystemExit("some runs failed:\n  " + "\n  ".join(failed))
+
+
+def run_proxy_check(job: Job, size: Size, out: Path, threads: int) -> dict:
+    """`C_c` and measured `V_c` at a few checkpoints of `job`'s run (the SFT start included);
+    cached in OUT/proxy.json."""
+    from pcm_engine.checkpoint import list_checkpoints, load_checkpoint
+    from pcm_engine.metrics import FanOutSink
+    from pcm_engine.trainer import Trainer
+
+    path = out / "proxy.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("source") == str(job.run_dir) and cached.get("config") == job.config.config_hash():
+            return cached
+    checkpoints = [None] + list_checkpoints(job.run_dir)
+    chosen = sorted({round(i) for i in np.linspace(0, len(checkpoints) - 1, size.proxy_checkpoints)})
+    config = RunConfig.from_dict(
+        job.config.to_dict(), {"train.seed": PROXY_SEED, "train.torch_threads": threads}
+    )
+    points = []
+    for index in chosen:
+        checkpoint = checkpoints[index]
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(config, tmp, FanOutSink(), resume=False)
+            if checkpoint is not None:
+                load_checkpoint(checkpoint, policy=trainer.policy, optimizer=trainer.optimizer)
+            step = checkpoint.step if checkpoint else 0
+            for point in proxy_points(trainer, size.proxy_batches, size.proxy_samples):
+                points.append({"step": step, **asdict(point)})
+    result = {
+        "source": str(job.run_dir),
+        "config": job.config.config_hash(),
+        "method": job.method.name,
+        "seed": job.seed,
+        "samples_per_phase": size.proxy_samples,
+        "batches": size.proxy_batches,
+        "points": points,
+    }
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="2h", help="size preset (default 2h)")
+    parser.add_argument("--quick", action="store_true", help="the miniature smoke run (--size quick)")
+    parser.add_argument("--seeds", type=int, help="seeds per method (default: the size's)")
+    parser.add_argument("--steps", type=int, help="training steps per run (default: the size's)")
+    parser.add_argument("--methods", help="comma-separated method names (default: all)")
+    parser.add_argument("--workers", type=int, default=2, help="trainings in parallel (default 2)")
+    parser.add_argument("--threshold", type=float, help="success threshold (default: by rule)")
+    parser.add_argument("--out", help="raw results folder (default bench/out/reproduce; --quick: a temp dir)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from OUT only")
+    parser.add_argument("--estimate-only", action="store_true", help="print the time estimate and stop")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size = "quick"
+    return args
+
+
+def make_plan(args: argparse.Namespace, out: Path) -> Plan:
+    if args.report_only:
+        if not (out / "plan.json").exists():
+            raise SystemExit(f"--report-only: no plan.json in {out}")
+        plan = Plan.load(out)
+        plan.threshold = args.threshold if args.threshold is not None else plan.threshold
+        return plan
+    size = SIZES[args.size]
+    all_methods = [m.name for m in methods_for(size.budgets)]
+    chosen = args.methods.split(",") if args.methods else all_methods
+    unknown = sorted(set(chosen) - set(all_methods))
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown} (known: {', '.join(all_methods)})")
+    previous = Plan.load(out) if (out / "plan.json").exists() else None
+    return Plan(
+        size=args.size,
+        steps=args.steps or size.steps,
+        seeds=args.seeds or size.seeds,
+        workers=args.workers,
+        methods=chosen,
+        budgets=size.budgets,
+        threshold=args.threshold,
+        sessions=previous.sessions if previous else [],
+    )
+
+
+def train_everything(
+    plan: Plan, size: Size, base: RunConfig, methods: list[Method], out: Path, *, estimate_only: bool = False
+) -> None:
+    """Estimate, build the SFT start, run every unfinished training, then the proxy check."""
+    sft_policy = sft_policy_path(base, out)
+    need_sft = not (sft_policy / "policy.json").exists()
+    plan.sft_policy = str(sft_policy)
+    jobs = make_jobs(plan, base, methods, out)
+    states = [(job, *run_state(job)) for job in jobs]
+    pending = [(job, step) for job, state, step in states if state != "done"]
+    print(f"{len(jobs) - len(pending)} of {len(jobs)} runs already finished", file=sys.stderr)
+    print_estimate(pending, size, plan.workers, need_sft)
+    if estimate_only:
+        return
+    plan.save(out)
+    if build_sft_start(base, out, plan.workers) != plan.sft_policy:
+        raise RuntimeError("the SFT start landed somewhere else than its cache key says")
+    if pending:
+        run_jobs(pending, size, plan.workers)
+    proxy_source = jobs[0]
+    print(f"proxy check on {proxy_source.run_dir} ...", file=sys.stderr, flush=True)
+    run_proxy_check(proxy_source, size, out, plan.workers)
+
+
+def finite(value):
+    """NaN -> None (JSON has no NaN), numpy scalars -> Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    if args.out:
+        out = Path(args.out).resolve()  # resolve_start keeps absolute paths; so do run configs
+    elif args.size == "quick":
+        out = Path(tempfile.mkdtemp(prefix="reproduce-quick-"))
+    else:
+        out = ROOT / "bench" / "out" / "reproduce"
+    out.mkdir(parents=True, exist_ok=True)
+    plan = make_plan(args, out)
+    size = SIZES[plan.size]
+    methods = [m for m in methods_for(plan.budgets) if m.name in plan.methods]
+    base = base_config(size, plan.steps)
+    print(f"raw results in {out}", file=sys.stderr)
+    if args.estimate_only:
+        train_everything(plan, size, base, methods, out, estimate_only=True)
+        return
+    if not args.report_only:
+        train_everything(plan, size, base, methods, out)
+        finished = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        plan.sessions.append({"finished": finished, "seconds": time.perf_counter() - started})
+        plan.save(out)
+    summary = build_report(plan, base, methods, out)
+    print(f"wrote {RESULTS_MD.relative_to(ROOT)} and {FIGURES.relative_to(ROOT)}/", file=sys.stderr)
+    print(json.dumps(finite(summary)))
+
+
+if __name__ == "__main__":
+    main()

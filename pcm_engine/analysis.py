@@ -1,0 +1,232 @@
+"""Analysis of training runs: the proxy check of the phase score, rank correlation, and reductions
+of metric rows (eval curves, time to a success threshold) shared by the reproduction benchmark.
+
+The proxy check (spec §3): the paper's Lemma 2 bounds a phase's policy-gradient variance by its
+score, `V_c ≥ C_c² / 4σ²`, which is why PCM may rank phases by `C_c` instead of measuring
+`V_c`. `per_phase_gradient_variance` measures `V_c` directly from sampled per-chunk gradients so
+the two can be compared on the same rollout batch; `spearman` says whether they rank phases alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pcm_engine import metrics as M
+from pcm_engine.grpo import clipped_surrogate, group_advantages
+
+# --- rank correlation ---------------------------------------------------------------------------
+
+
+def ranks(values: Sequence[float]) -> np.ndarray:
+    """1-based ranks; tied values share the mean of the ranks they span (as scipy's rankdata)."""
+    x = np.asarray(values, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    sorted_x = x[order]
+    out = np.empty(len(x))
+    start = 0
+    while start < len(x):
+        end = start
+        while end + 1 < len(x) and sorted_x[end + 1] == sorted_x[start]:
+            end += 1
+        out[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return out
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson correlation of tie-averaged ranks); NaN when it is not
+    defined: fewer than two points, or a sequence whose values are all equal."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of one length, got {x.shape} and {y.shape}")
+    if len(x) < 2:
+        return float("nan")
+    rx, ry = ranks(x) - (len(x) + 1) / 2, ranks(y) - (len(y) + 1) / 2
+    denominator = np.sqrt((rx**2).sum() * (ry**2).sum())
+    return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
+
+
+# --- per-phase gradient variance ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhaseGradient:
+    """Sampled per-chunk policy gradients of one phase."""
+
+    variance: float  # trace of the covariance of the per-chunk gradient vectors (ddof = 1)
+    mean_norm: float  # mean L2 norm of a chunk's gradient
+    samples: int
+
+
+def gradient_parameters(policy: torch.nn.Module, last_layers: int = 1) -> list[torch.nn.Parameter]:
+    """The parameters the proxy check differentiates: the action head (`head_norm`, `head`) and
+    the last `last_layers` decoder layers of the language model.
+
+    Every chunk's gradient passes through these first, and back-propagating a single chunk only
+    that far keeps hundreds of per-chunk gradients cheap; the whole network would cost a full
+    backward per chunk for the same ranking question."""
+    layers = _hf_language_model(policy).layers
+    params = list(policy.head_norm.parameters()) + list(policy.head.parameters())
+    for layer in layers[len(layers) - last_layers :]:
+        params += [p for p in layer.parameters() if p.requires_grad]
+    return params
+
+
+def _hf_language_model(policy: torch.nn.Module) -> torch.nn.Module:
+    lm = policy.language_model
+    return lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+
+
+@contextmanager
+def gradients_only_for(module: torch.nn.Module, params: list[torch.nn.Parameter]) -> Iterator[None]:
+    """Within the block, only `params` require grad (so autograd stops where they end); restored
+    afterwards."""
+    wanted = {id(p) for p in params}
+    before = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        for p, _ in before:
+            p.requires_grad_(id(p) in wanted)
+        yield
+    finally:
+        for p, flag in before:
+            p.requires_grad_(flag)
+
+
+def per_chunk_gradients(trainer, batch, rows: np.ndarray, advantages: np.ndarray, params) -> torch.Tensor:
+    """[len(rows), P] flattened gradients of each chunk's own clipped surrogate (summed over its
+    tokens, weight 1, no entropy term: the policy-gradient estimator the Lemma is about).
+
+    One forward and backward per chunk, with gradients limited to `params`: a backward from one
+    row of a batched forward would still run the layers' backward over every row."""
+    g = trainer.config.grpo
+    grads = []
+    with gradients_only_for(trainer.policy, params):
+        for row in rows:
+            one = np.array([row])
+            log_probs, _ = trainer.actor_forward(batch, one)
+            old = torch.as_tensor(batch.old_log_probs[one], device=log_probs.device)
+            adv = torch.full_like(log_probs, float(advantages[batch.traj[row]]))
+            losses, _ = clipped_surrogate(log_probs, old, adv, g.clip_low, g.clip_high)
+            parts = torch.autograd.grad(losses.sum(), params)
+            grads.append(torch.cat([p.reshape(-1) for p in parts]))
+    return torch.stack(grads)
+
+
+def per_phase_gradient_variance(
+    trainer,
+    batch,
+    selection,
+    samples_per_phase: int,
+    rng: np.random.Generator,
+    *,
+    last_layers: int = 1,
+) -> dict[str, PhaseGradient]:
+    """`V_c` per phase: the spread of per-chunk policy gradients among chunks of phase `c`.
+
+    `trainer` supplies the policy and the loss settings, `batch` is a rollout ChunkBatch and
+    `selection` its `Trainer.select` result (phase labels and the rows of mixed groups, the only
+    chunks with a non-zero advantage). Up to `samples_per_phase` chunks of each phase are drawn
+    uniformly from those rows. Phases with fewer than two sampled chunks get no entry."""
+    if samples_per_phase < 2:
+        raise ValueError(f"samples_per_phase must be >= 2, got {samples_per_phase}")
+    phases = np.array([label for traj in selection.labels for label in traj])
+    eligible = np.asarray(selection.available_rows, dtype=np.int64)
+    chosen: dict[str, np.ndarray] = {}
+    for phase in np.unique(phases[eligible]):
+        rows = eligible[phases[eligible] == phase]
+        if len(rows) >= 2:
+            chosen[str(phase)] = np.sort(rng.choice(rows, min(samples_per_phase, len(rows)), replace=False))
+    if not chosen:
+        return {}
+    advantages = group_advantages(batch.success.astype(np.float64), batch.group, trainer.config.grpo.adv_eps)
+    all_rows = np.concatenate(list(chosen.values()))
+    grads = per_chunk_gradients(
+        trainer, batch, all_rows, advantages, gradient_parameters(trainer.policy, last_layers)
+    )
+    out, start = {}, 0
+    for phase, rows in chosen.items():
+        block = grads[start : start + len(rows)].double()
+        start += len(rows)
+        centred = block - block.mean(dim=0, keepdim=True)
+        out[phase] = PhaseGradient(
+            variance=float((centred**2).sum() / (len(rows) - 1)),
+            mean_norm=float(block.norm(dim=1).mean()),
+            samples=len(rows),
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ProxyPoint:
+    """One phase of one rollout batch: its score `C_c` beside its measured gradient variance."""
+
+    batch: int
+    phase: str
+    score: float
+    variance: float
+    samples: int
+
+
+def proxy_points(trainer, batches: int, samples_per_phase: int) -> list[ProxyPoint]:
+    """Draw `batches` rollout batches with the trainer's current policy; for every phase that has
+    both a score `C_c` and a measured `V_c` on a batch, one point. Changes no weights (the
+    trainer's RNGs and keep-weight buffers advance)."""
+    points = []
+    for index in range(batches):
+        batch = trainer.rollout()
+        selection = trainer.select(batch)
+        measured = per_phase_gradient_variance(trainer, batch, selection, samples_per_phase, trainer.rng)
+        for phase in sorted(set(measured) & set(selection.scores)):
+            stats = measured[phase]
+            points.append(ProxyPoint(index, phase, selection.scores[phase], stats.variance, stats.samples))
+    return points
+
+
+# --- reductions of metric rows ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalCurve:
+    """Eval success of one run against its step and its cumulative training seconds."""
+
+    steps: np.ndarray
+    success: np.ndarray
+    seconds: np.ndarray  # training time up to that step, evaluation excluded
+
+
+def training_seconds(rows: list[dict]) -> dict[int, float]:
+    """Cumulative seconds of training up to each step: `time/step_s` minus `time/eval_s`, so the
+    (identical) evaluation protocol does not count as any method's training time."""
+    total, out = 0.0, {0: 0.0}
+    for row in rows:
+        if M.TIME_STEP in row:
+            total += row[M.TIME_STEP] - row.get(M.TIME_EVAL, 0.0)
+            out[row["step"]] = total
+    return out
+
+
+def eval_curve(rows: list[dict]) -> EvalCurve:
+    seconds = training_seconds(rows)
+    evals = [(r["step"], r[M.EVAL_SUCCESS]) for r in rows if M.EVAL_SUCCESS in r]
+    return EvalCurve(
+        steps=np.array([s for s, _ in evals], dtype=np.int64),
+        success=np.array([v for _, v in evals], dtype=np.float64),
+        seconds=np.array([seconds.get(s, np.nan) for s, _ in evals], dtype=np.float64),
+    )
+
+
+def first_crossing(values: Sequence[float], threshold: float) -> int | None:
+    """Index of the first value at or above `threshold`, or None if none reaches it."""
+    hits = np.flatnonzero(np.asarray(values, dtype=np.float64) >= threshold)
+    return int(hits[0]) if len(hits) else None
+
+
+def metric_series(rows: list[dict], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of the training-step rows that carry `name`."""
+    pairs = [(r["step"], r[name]) for r in rows if name in r and M.TIME_STEP in r]
+    return np.array([s for s, _ in pairs], dtype=np.int64), np.array([v for _, v in pairs], dtype=np.float64)
