@@ -10,10 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -67,7 +76,97 @@ class TabletopConfig(_Section):
     )
 
 
-EnvConfig = TabletopConfig
+class LiberoConfig(_Section):
+    """The LIBERO benchmark in MuJoCo (pcm_engine/envs/libero.py; needs the `libero` extra and the
+    asset step of docs/libero.md). Defaults follow OpenVLA's LIBERO evaluation."""
+
+    name: Literal["libero"] = "libero"
+    suite: Literal["libero_spatial", "libero_object", "libero_goal", "libero_10"] = "libero_spatial"
+    tasks: list[int] | None = Field(
+        None, description="Task ids of the suite (0-9) to train and evaluate on; None = all ten."
+    )
+    train_init_states: int = Field(
+        50, ge=1, le=50, description="Rollouts start from the first N of each task's 50 init states."
+    )
+    eval_init_states: int = Field(
+        50,
+        ge=1,
+        le=50,
+        description="Evaluation uses the last N of the 50 init states (50 + 50: both use all of "
+        "them, the OpenVLA protocol; e.g. 40 + 10 holds ten out).",
+    )
+    max_steps: int | None = Field(
+        None,
+        ge=1,
+        le=2000,
+        description="Policy steps per episode; None = the suite's OpenVLA limit (spatial 220, "
+        "object 280, goal 300, libero_10 520).",
+    )
+    settle_steps: int = Field(
+        10, ge=0, le=200, description="No-op steps after reset while objects settle (not counted)."
+    )
+    image_size: int = Field(128, ge=16, le=512, description="Square camera image size in pixels.")
+    camera: Literal["agentview", "robot0_eye_in_hand"] = Field(
+        "agentview", description="The camera the policy sees (rotated 180 degrees, as in OpenVLA)."
+    )
+    proprio: Literal["eef_pos_gripper", "eef_pose_gripper"] = Field(
+        "eef_pos_gripper",
+        description="eef_pos_gripper: eef xyz + 2 finger positions (5-D); eef_pose_gripper adds "
+        "the eef axis-angle (8-D, the OpenVLA-OFT state).",
+    )
+    num_workers: int = Field(
+        1,
+        ge=0,
+        le=256,
+        description="Simulator processes stepping episodes in parallel; 0 = in this process.",
+    )
+    cached_sims: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="Idle simulators (one per task, ~1 GB each) a worker keeps built for reuse.",
+    )
+    render: bool = Field(True, description="False: black images, physics only (for benchmarks).")
+    mujoco_gl: Literal["egl", "osmesa"] = Field(
+        "egl", description="Offscreen OpenGL backend (both run on the CPU through Mesa)."
+    )
+    assets_dir: str | None = Field(
+        None,
+        description="LIBERO's asset folder; None = the installed asset packages or ~/.cache/libero/assets.",
+    )
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[int] | None) -> list[int] | None:
+        if tasks is not None:
+            if not tasks or any(not 0 <= t < 10 for t in tasks):
+                raise ValueError("LIBERO suites have tasks 0..9")
+            if len(set(tasks)) != len(tasks):
+                raise ValueError("a task id is listed twice")
+        return tasks
+
+
+ENV_NAMES = ("tabletop", "libero")
+
+
+def _env_name(section: Any) -> str:
+    """The env variant of a section; `name` may be left out for the default (tabletop)."""
+    if isinstance(section, dict):
+        return section.get("name", "tabletop")
+    return getattr(section, "name", "tabletop")
+
+
+EnvConfig = Annotated[
+    Annotated[TabletopConfig, Tag("tabletop")] | Annotated[LiberoConfig, Tag("libero")],
+    Discriminator(_env_name),
+]
+
+
+def _env_json_schema(schema: dict[str, Any]) -> None:
+    """JSON Schema: `anyOf` the variants, tabletop first. (pydantic writes `oneOf`, but an env
+    section without `name` matches both variants' schemas, while validation reads it as tabletop.)"""
+    if "oneOf" in schema:
+        schema["anyOf"] = schema.pop("oneOf")
 
 
 class LoraConfig(_Section):
@@ -221,7 +320,7 @@ class RunConfig(_Section):
     """Everything that defines a run. Saved beside every checkpoint; resume reads it back."""
 
     name: str = Field("run", min_length=1, max_length=200)
-    env: EnvConfig = Field(default_factory=EnvConfig)
+    env: EnvConfig = Field(default_factory=TabletopConfig, json_schema_extra=_env_json_schema)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     pcm: PCMConfig = Field(default_factory=PCMConfig)
@@ -235,6 +334,11 @@ class RunConfig(_Section):
             raise ValueError("grpo.clip_low must be < 1 (the ratio's lower clip is 1 - clip_low)")
         if self.pcm.phases.active > self.pcm.phases.sustained:
             raise ValueError("pcm.phases.active must be <= pcm.phases.sustained")
+        if self.env.name == "libero" and self.policy.init == "sft" and not self.policy.pretrained:
+            raise ValueError(
+                "policy.init 'sft' needs the scripted tabletop expert; on LIBERO set "
+                "policy.pretrained to a fine-tuned checkpoint (or policy.init: random)"
+            )
         trajectories = self.grpo.group_size * self.grpo.groups_per_step
         if self.grpo.mini_batches > trajectories:
             raise ValueError(
@@ -283,7 +387,10 @@ class ConfigError(ValueError):
     def from_validation(cls, err: ValidationError) -> ConfigError:
         lines, fields = [], []
         for e in err.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "(config)"
+            loc = list(e["loc"])
+            if len(loc) > 1 and loc[0] == "env" and loc[1] in ENV_NAMES:
+                del loc[1]  # the env variant's tag: the field is env.<name>, whichever the variant
+            where = ".".join(str(p) for p in loc) or "(config)"
             fields.append(where)
             lines.append(f"{where}: {e['msg']}")
         return cls("invalid run config:\n  " + "\n  ".join(lines), fields)

@@ -11,4 +11,8 @@ def make_env(config) -> VecEnv:
         from pcm_engine.envs.tabletop import TabletopEnv
 
         return TabletopEnv(config)
+    if config.name == "libero":
+        from pcm_engine.envs.libero import LiberoEnv  # needs the `libero` extra; imported on use
+
+        return LiberoEnv(config)
     raise ValueError(f"env.name: unknown environment '{config.name}'")
