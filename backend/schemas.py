@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from backend.models import as_utc
+from pcm_engine.metrics import ChunkRecord
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 # Ids and steps as the database stores them (INTEGER / BIGINT): anything larger cannot exist,
@@ -135,19 +136,10 @@ class MetricNamesOut(BaseModel):
     phases: list[str]
 
 
-class ChunkRecordOut(_Out):
-    trajectory: int
-    chunk: int
-    phase: str
-    kept: bool
-    success: bool
-    group: int
-
-
 class ChunksOut(BaseModel):
     step: int | None
     steps: list[int]
-    records: list[ChunkRecordOut]
+    records: list[ChunkRecord]  # the engine's record, served as it is
 
 
 class CompareOut(BaseModel):

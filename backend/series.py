@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from dataclasses import fields
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.models import ChunkMask, Metric
 from backend.schemas import ChunksOut, MetricsOut
+from pcm_engine.metrics import ChunkRecord
 
 T = TypeVar("T")
 
@@ -78,13 +80,13 @@ def read_chunks(session: Session, run_id: int, step: int | None) -> ChunksOut:
     )
     if step is None:
         step = steps[-1] if steps else None
-    records: list[Any] = []
+    records: list[ChunkRecord] = []
     if step is not None:
-        records = list(
-            session.scalars(
-                select(ChunkMask)
-                .where(ChunkMask.run_id == run_id, ChunkMask.step == step)
-                .order_by(ChunkMask.trajectory, ChunkMask.chunk)
-            )
+        rows = session.scalars(
+            select(ChunkMask)
+            .where(ChunkMask.run_id == run_id, ChunkMask.step == step)
+            .order_by(ChunkMask.trajectory, ChunkMask.chunk)
         )
-    return ChunksOut.model_validate({"step": step, "steps": steps, "records": records}, from_attributes=True)
+        names = [f.name for f in fields(ChunkRecord)]
+        records = [ChunkRecord(**{name: getattr(row, name) for name in names}) for row in rows]
+    return ChunksOut(step=step, steps=steps, records=records)
