@@ -1,0 +1,223 @@
+// Live Plotly charts over a step-indexed metric store.
+//
+// A chart is declared as data (title, traces that read a value out of a step's row, layout); the
+// same declaration draws the initial figure (Plotly.react) and appends live points
+// (Plotly.extendTraces). A value that changes at an already-plotted step (a resumed step
+// overwriting its metrics) makes the chart redraw with react.
+
+const Plotly = window.Plotly;
+
+/**
+ * Every metric value seen for a run, by step: step -> {name: value}. Consumers draw from it, then
+ * call `commit()`; until then `minEditedStep` says how far back history changed since the last
+ * commit (a new step only appends; a value arriving for an already-drawn step does not).
+ */
+export class SeriesStore {
+  constructor() {
+    this.rows = new Map();
+    this.steps = []; // sorted
+    this.minEditedStep = Infinity;
+  }
+
+  get lastStep() {
+    return this.steps.length ? this.steps[this.steps.length - 1] : -Infinity;
+  }
+
+  /** Merge `{name: [[step, value], ...]}` (the /metrics and /compare answers). */
+  addSeries(series) {
+    for (const [name, points] of Object.entries(series || {})) {
+      for (const [step, value] of points) this.set(step, name, value);
+    }
+  }
+
+  /** Merge one step's `{name: value}` (a live "metrics" event). */
+  addRow(step, metrics) {
+    for (const [name, value] of Object.entries(metrics || {})) this.set(step, name, value);
+  }
+
+  set(step, name, value) {
+    let row = this.rows.get(step);
+    // A replayed value (the event stream starts from the run's first event) changes nothing.
+    if (row && row[name] === value) return;
+    if (!row) {
+      row = {};
+      this.rows.set(step, row);
+      const appended = step > this.lastStep;
+      this.steps.push(step);
+      if (!appended) this.steps.sort((a, b) => a - b);
+    }
+    // Editing (or inserting) a step that charts may already show: they must redraw from it.
+    this.minEditedStep = Math.min(this.minEditedStep, step);
+    row[name] = value;
+  }
+
+  /** Every consumer has drawn the current state. */
+  commit() {
+    this.minEditedStep = Infinity;
+  }
+
+  /** [[step, value]] of one metric (or of a function of the row). */
+  points(valueOf, fromStep = -Infinity) {
+    const read = typeof valueOf === "function" ? valueOf : (row) => row[valueOf];
+    const out = [];
+    for (const step of this.steps) {
+      if (step <= fromStep) continue;
+      const v = read(this.rows.get(step), step);
+      if (typeof v === "number" && Number.isFinite(v)) out.push([step, v]);
+    }
+    return out;
+  }
+
+  has(name) {
+    for (const row of this.rows.values()) if (name in row) return true;
+    return false;
+  }
+}
+
+const PLOT_CONFIG = {
+  responsive: true,
+  displaylogo: false,
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+};
+
+/** Layout shared by every chart; `extra` is merged one level deep. */
+export function baseLayout(extra = {}) {
+  const layout = {
+    margin: { l: 56, r: 16, t: 30, b: 40 },
+    height: 270,
+    font: { family: "system-ui, sans-serif", size: 12 },
+    // Legend above the plot: below it collides with the x-axis title on short charts.
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", traceorder: "normal" },
+    xaxis: { title: { text: "step" }, zeroline: false },
+    yaxis: { zeroline: false },
+    hovermode: "x unified",
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "#fbfbfd",
+  };
+  for (const [k, v] of Object.entries(extra)) {
+    layout[k] = v && typeof v === "object" && !Array.isArray(v) && layout[k] ? { ...layout[k], ...v } : v;
+  }
+  return layout;
+}
+
+function waitingAnnotation(text = "waiting for data…") {
+  return [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#888" } }];
+}
+
+/**
+ * A line / area / bar chart. spec: {layout, traces: [{name, value (metric name or row => number),
+ * type ("scatter" | "bar"), ...any Plotly trace props}]}.
+ */
+export class LiveChart {
+  constructor(node, spec) {
+    this.node = node;
+    this.spec = spec;
+    this.lastStep = -Infinity; // newest step drawn
+    this.points = 0;
+  }
+
+  traceProps(trace) {
+    const { value, ...props } = trace;
+    return { type: "scatter", mode: "lines", ...props };
+  }
+
+  /** Draw everything from the store. */
+  render(store) {
+    let points = 0;
+    const data = this.spec.traces.map((trace) => {
+      const pts = store.points(trace.value);
+      points += pts.length;
+      return { ...this.traceProps(trace), x: pts.map((p) => p[0]), y: pts.map((p) => p[1]) };
+    });
+    const layout = baseLayout(this.spec.layout);
+    if (!points) layout.annotations = waitingAnnotation(this.spec.emptyText);
+    Plotly.react(this.node, data, layout, PLOT_CONFIG);
+    this.lastStep = store.lastStep;
+    this.points = points;
+  }
+
+  /** Append what is new since the last draw; redraw when a drawn step changed. */
+  update(store) {
+    if (store.minEditedStep <= this.lastStep || !this.points) return this.render(store);
+    if (store.lastStep <= this.lastStep) return undefined;
+    const xs = [];
+    const ys = [];
+    let added = 0;
+    for (const trace of this.spec.traces) {
+      const pts = store.points(trace.value, this.lastStep);
+      xs.push(pts.map((p) => p[0]));
+      ys.push(pts.map((p) => p[1]));
+      added += pts.length;
+    }
+    this.lastStep = store.lastStep;
+    if (!added) return undefined;
+    Plotly.extendTraces(this.node, { x: xs, y: ys }, this.spec.traces.map((_, i) => i));
+    this.points += added;
+    return undefined;
+  }
+}
+
+/**
+ * A (row label x step) heat map, e.g. keep weight p_c per phase per step. spec: {rows: [{label,
+ * value}], layout, colorscale, zmin, zmax}. Heat maps grow along x in every row at once, which
+ * extendTraces cannot express, so updates redraw with react (cheap at these sizes).
+ */
+export class LiveHeatmap {
+  constructor(node, spec) {
+    this.node = node;
+    this.spec = spec;
+    this.lastStep = -Infinity;
+  }
+
+  render(store) {
+    const { rows } = this.spec;
+    const reads = rows.map((r) => (typeof r.value === "function" ? r.value : (row) => row[r.value]));
+    const steps = store.steps.filter((s) => reads.some((read) => isFinite(read(store.rows.get(s)))));
+    const z = reads.map((read) => steps.map((s) => {
+      const v = read(store.rows.get(s));
+      return typeof v === "number" && Number.isFinite(v) ? v : null;
+    }));
+    const trace = {
+      type: "heatmap",
+      x: steps,
+      y: rows.map((r) => r.label),
+      z,
+      zmin: this.spec.zmin,
+      zmax: this.spec.zmax,
+      colorscale: this.spec.colorscale || "Viridis",
+      colorbar: { thickness: 10, len: 0.9, title: { text: this.spec.colorbarTitle || "" } },
+      hovertemplate: "%{y}<br>step %{x}: %{z:.3f}<extra></extra>",
+    };
+    const layout = baseLayout({ hovermode: "closest", margin: { l: 96 }, ...this.spec.layout });
+    if (!steps.length) layout.annotations = waitingAnnotation();
+    Plotly.react(this.node, [trace], layout, PLOT_CONFIG);
+    this.lastStep = store.lastStep;
+  }
+
+  update(store) {
+    if (store.minEditedStep <= this.lastStep || store.lastStep > this.lastStep) this.render(store);
+  }
+}
+
+function isFinite(v) {
+  return typeof v === "number" && Number.isFinite(v);
+}
+
+/** Plotly.react with the shared config, for one-off figures (chunk map, compare page). */
+export function drawFigure(node, data, layout) {
+  return Plotly.react(node, data, baseLayout(layout), PLOT_CONFIG);
+}
+
+/**
+ * A categorical colour scale: integer z in [0, colors.length) maps to colors[z] exactly
+ * (use with zmin = 0, zmax = colors.length - 1).
+ */
+export function discreteColorscale(colors) {
+  const n = colors.length;
+  if (n === 1) return [[0, colors[0]], [1, colors[0]]];
+  const scale = [];
+  colors.forEach((color, i) => {
+    scale.push([Math.max(0, (i - 0.5) / (n - 1)), color], [Math.min(1, (i + 0.5) / (n - 1)), color]);
+  });
+  return scale;
+}

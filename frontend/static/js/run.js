@@ -1,0 +1,427 @@
+// The run page, live: header and actions, the training charts, the chunk map, config,
+// environment, failure details and artifacts. The share page mounts the same module read-only
+// against the /api/share/<token>/... endpoints (no login).
+
+import { api, authedUrl, ensureSession } from "./api.js";
+import { SeriesStore } from "./charts.js";
+import { chunkCaption, drawChunkMap } from "./chunks.js";
+import { fmtAgo, fmtBytes, fmtDate } from "./format.js";
+import { loadMetrics } from "./metrics.js";
+import { runCharts } from "./runcharts.js";
+import { parseOverrideLines } from "./schemaform.js";
+import { openStream } from "./sse.js";
+import {
+  clear, copyText, el, FINAL_STATUSES, isActive, mountNav, notice, poll, progressBar, statusBadge,
+} from "./ui.js";
+
+const RUN_REFRESH_MS = 3000;
+const CHART_FLUSH_MS = 250; // live points are drawn in batches at most this often
+const REQUEUEABLE = ["stale", "failed", "cancelled"];
+const CANCELLABLE = ["queued", "running", "stale"];
+
+/** Endpoints of a run the caller can see (with their login). */
+export function runSource(id) {
+  const base = `/api/runs/${id}`;
+  return {
+    run: base, metrics: `${base}/metrics`, chunks: `${base}/chunks`, events: `${base}/events`,
+    artifacts: `${base}/artifacts`, auth: true, readOnly: false,
+  };
+}
+
+/** Endpoints of a shared run: read-only, no login, no artifacts. */
+export function shareSource(token) {
+  const base = `/api/share/${encodeURIComponent(token)}`;
+  return {
+    run: base, metrics: `${base}/metrics`, chunks: `${base}/chunks`, events: `${base}/events`,
+    artifacts: null, auth: false, readOnly: true,
+  };
+}
+
+export async function mountRunPage(source) {
+  renderSkeleton(document.getElementById("main"));
+  if (!source.readOnly) await ensureSession();
+  mountNav({ minimal: source.readOnly, note: source.readOnly ? "read-only shared view" : "" });
+  const call = (path, options = {}) => api(path, { auth: source.auth, ...options });
+  const page = new RunPage(source, call);
+  try {
+    await page.start();
+  } catch (err) {
+    notice(document.getElementById("run-header"), `Could not load this run: ${err.message}`, "error");
+  }
+}
+
+/** The page's sections (the same for /runs/<id> and /share/<token>, so both HTML files stay bare). */
+function renderSkeleton(main) {
+  main.replaceChildren(
+    el("section", { id: "run-header", class: "card run-header", "aria-label": "run" },
+      el("div", { id: "run-info" }, el("p", { class: "muted" }, "Loading…")),
+      el("div", { id: "run-actions" })),
+    el("div", { id: "run-failure" }),
+    el("section", { "aria-labelledby": "charts-title" },
+      el("h2", { id: "charts-title" }, "Training, live"),
+      el("div", { id: "charts", class: "chart-grid" })),
+    el("section", { class: "card", "aria-labelledby": "chunks-title" },
+      el("div", { class: "section-head" },
+        el("h2", { id: "chunks-title" }, "Which chunks got gradients"),
+        el("div", { class: "field inline-field" },
+          el("label", { for: "chunk-step" }, "step"),
+          el("select", { id: "chunk-step" }, el("option", { value: "" }, "latest (follows live)")))),
+      el("p", { class: "help" }, "Recorded trajectories (rows) × chunk index. Colour = phase; bright with × = "
+        + "back-propagated, faded = dropped before the forward pass; the square on the left = the trajectory's outcome."),
+      el("div", { id: "chunk-map", class: "chart", role: "img", "aria-label": "chunk mask heat map" }),
+      el("div", { id: "chunk-caption" })),
+    el("div", { id: "run-details", class: "details-stack" }));
+}
+
+/** Background work (live updates) must not end in an unhandled rejection: report and go on. */
+function quietly(promise, what) {
+  return promise.catch((err) => console.warn(`${what} failed:`, err));
+}
+
+class RunPage {
+  constructor(source, call) {
+    this.source = source;
+    this.call = call;
+    this.store = new SeriesStore();
+    this.charts = [];
+    this.run = null;
+    this.stream = null;
+    this.flushTimer = null;
+    this.chunkStep = null; // null = follow the latest step
+    this.chunkSteps = [];
+    this.chunkTimer = null;
+  }
+
+  async start() {
+    const [M, run] = await Promise.all([loadMetrics("/api/metric-names", this.source.auth), this.call(this.source.run)]);
+    this.M = M;
+    this.setRun(run);
+    this.buildActions();
+    const { charts, names } = runCharts(M);
+    this.metricNames = names;
+    this.buildCharts(charts);
+    this.buildChunkControls();
+    await Promise.all([this.loadMetrics(), this.loadChunks()]);
+    quietly(this.renderDetails(), "run details");
+    if (isActive(run.status) || run.status === "stale") this.openStream();
+    else this.setLive("finished");
+    poll(() => this.refreshRun(), RUN_REFRESH_MS, () => this.run && !FINAL_STATUSES.includes(this.run.status));
+  }
+
+  // --- header -------------------------------------------------------------------------------
+
+  setRun(run) {
+    const previous = this.run;
+    this.run = run;
+    document.title = `${run.name} · PCM Lab`;
+    this.renderHeader();
+    this.updateActions();
+    if (previous && previous.status !== run.status) quietly(this.renderDetails(), "run details");
+  }
+
+  renderHeader() {
+    const r = this.run;
+    const meta = [
+      ["selector", el("code", {}, r.selector)],
+      ["preset", r.preset || "—"],
+      ["env", r.env_name],
+      ["owner", r.owner],
+      ["worker", r.worker || "—"],
+      ["created", el("time", { datetime: r.created_at, title: fmtDate(r.created_at) }, fmtAgo(r.created_at))],
+      ["started", fmtDate(r.started_at)],
+      ["finished", fmtDate(r.finished_at)],
+      // A worker's heartbeat matters while the run is live (a stale one means the worker is gone).
+      FINAL_STATUSES.includes(r.status) ? null
+        : ["heartbeat", r.heartbeat_at ? el("time", { datetime: r.heartbeat_at }, fmtAgo(r.heartbeat_at)) : "—"],
+      ["config hash", el("code", {}, r.config_hash)],
+    ];
+    const info = document.getElementById("run-info");
+    clear(info).append(
+      el("div", { class: "run-title" },
+        el("h1", {}, r.name, el("span", { class: "muted run-id" }, ` #${r.id}`)),
+        statusBadge(r.status),
+        r.cancel_requested && isActive(r.status) ? el("span", { class: "muted" }, "cancel requested") : null,
+        this.progressMessage && isActive(r.status) ? el("span", { class: "muted", id: "progress-message" }, this.progressMessage) : null,
+        el("span", { id: "live-state", class: `live live-${this.liveState || "off"}`, role: "status" }, this.liveLabel())),
+      el("div", { class: "run-progress" }, progressBar(r.steps_done, r.steps_total)),
+      el("dl", { class: "meta" }, ...meta.filter(Boolean).map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))));
+  }
+
+  liveLabel() {
+    return { live: "● live", reconnecting: "reconnecting…", finished: "final", off: "not live" }[this.liveState || "off"];
+  }
+
+  setLive(state) {
+    this.liveState = state;
+    const badge = document.getElementById("live-state");
+    if (badge) {
+      badge.className = `live live-${state}`;
+      badge.textContent = this.liveLabel();
+    }
+  }
+
+  buildActions() {
+    const bar = document.getElementById("run-actions");
+    if (this.source.readOnly) {
+      bar.hidden = true;
+      return;
+    }
+    const message = el("div", { class: "action-message", role: "status", id: "action-message" });
+    const act = async (label, path, body) => {
+      try {
+        const run = await this.call(path, { method: "POST", body });
+        this.setRun(run);
+        return run;
+      } catch (err) {
+        notice(message, `${label} failed: ${err.message}`, "error");
+        return null;
+      }
+    };
+    this.cancelButton = el("button", { type: "button", class: "btn btn-danger", id: "cancel-run",
+      onclick: () => act("Cancel", `${this.source.run}/cancel`) }, "Cancel");
+    this.requeueButton = el("button", { type: "button", class: "btn", id: "requeue-run",
+      onclick: async () => {
+        if (await act("Requeue", `${this.source.run}/requeue`)) this.openStream();
+      } }, "Requeue");
+
+    // Clone: a small form (name + overrides) shown by its toggle button.
+    const cloneName = el("input", { id: "clone-name", type: "text", value: `${this.run.name}-clone`, required: true });
+    const cloneOverrides = el("textarea", { id: "clone-overrides", rows: 3, spellcheck: "false", placeholder: "pcm.budget=4" });
+    const cloneError = el("span", { class: "field-error", role: "alert" });
+    const cloneForm = el("form", { class: "inline-form", id: "clone-form", hidden: true },
+      el("div", { class: "field" }, el("label", { for: "clone-name" }, "name of the copy"), cloneName),
+      el("div", { class: "field" }, el("label", { for: "clone-overrides" }, "overrides (dotted.key=value per line)"), cloneOverrides),
+      cloneError,
+      el("div", { class: "actions" }, el("button", { type: "submit", class: "btn btn-primary" }, "Launch copy")));
+    const cloneToggle = el("button", { type: "button", class: "btn", id: "clone-run", "aria-expanded": "false",
+      "aria-controls": "clone-form", onclick: () => {
+        cloneForm.hidden = !cloneForm.hidden;
+        cloneToggle.setAttribute("aria-expanded", String(!cloneForm.hidden));
+        if (!cloneForm.hidden) cloneName.focus();
+      } }, "Clone…");
+    cloneForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      cloneError.textContent = "";
+      try {
+        const overrides = parseOverrideLines(cloneOverrides.value);
+        const copy = await this.call(`${this.source.run}/clone`, { method: "POST", body: { name: cloneName.value, overrides } });
+        location.assign(`/runs/${copy.id}`);
+      } catch (err) {
+        cloneError.textContent = err.message;
+      }
+    });
+
+    // Share: create a link, show it, copy it.
+    const shareOut = el("input", { id: "share-url", type: "text", readonly: true, "aria-label": "share link", hidden: true });
+    const shareButton = el("button", { type: "button", class: "btn", id: "share-run", onclick: async () => {
+      try {
+        const share = await this.call(`${this.source.run}/share`, { method: "POST" });
+        shareOut.value = new URL(share.url, location.origin).href;
+        shareOut.hidden = false;
+        const copied = await copyText(shareOut.value, shareOut);
+        notice(message, copied ? "Share link copied to the clipboard (read-only, no login needed)." : "Share link created: copy it from the box.", "ok");
+      } catch (err) {
+        notice(message, `Share failed: ${err.message}`, "error");
+      }
+    } }, "Share link");
+
+    clear(bar).append(
+      el("div", { class: "actions" }, this.cancelButton, this.requeueButton, cloneToggle, shareButton,
+        el("a", { class: "btn", href: `/compare?ids=${this.run.id}` }, "Compare…")),
+      shareOut, cloneForm, message);
+    this.updateActions();
+  }
+
+  updateActions() {
+    if (this.source.readOnly || !this.cancelButton) return;
+    const { status, cancel_requested: requested } = this.run;
+    this.cancelButton.hidden = !CANCELLABLE.includes(status);
+    this.cancelButton.disabled = Boolean(requested);
+    this.cancelButton.textContent = requested ? "Cancelling…" : "Cancel";
+    this.requeueButton.hidden = !REQUEUEABLE.includes(status);
+  }
+
+  async refreshRun() {
+    // Coalesce: many status events in a row need one fetch.
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.refreshAgain = false;
+        this.setRun(await this.call(this.source.run));
+      } while (this.refreshAgain);
+    })().finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  // --- charts -------------------------------------------------------------------------------
+
+  buildCharts(defs) {
+    const grid = clear(document.getElementById("charts"));
+    for (const def of defs) {
+      const node = el("div", { id: def.id, class: "chart", role: "img", "aria-label": def.title });
+      grid.append(el("figure", { class: `card chart-card${def.wide ? " wide" : ""}` },
+        el("figcaption", {}, el("h3", {}, def.title), el("p", { class: "help" }, def.help)), node));
+      this.charts.push(def.make(node));
+    }
+  }
+
+  async loadMetrics(sinceStep) {
+    const answer = await this.call(this.source.metrics, {
+      query: { names: this.metricNames.join(","), since_step: sinceStep },
+    });
+    this.store.addSeries(answer.series);
+    for (const chart of this.charts) chart.render(this.store);
+    this.store.commit();
+  }
+
+  scheduleFlush() {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      for (const chart of this.charts) chart.update(this.store);
+      this.store.commit();
+    }, CHART_FLUSH_MS);
+  }
+
+  // --- live stream --------------------------------------------------------------------------
+
+  openStream() {
+    if (this.stream) this.stream.close();
+    this.stream = openStream(this.source.events, {
+      metrics: (event) => {
+        const payload = event.payload || {};
+        this.store.addRow(payload.step ?? event.step, payload.metrics);
+        this.scheduleFlush();
+      },
+      status: (event) => quietly(this.onStatusEvent(event.payload || {}), "status update"),
+      chunks: (event) => this.onChunksEvent((event.payload || {}).step ?? event.step),
+    }, (state) => quietly(this.onStreamState(state), "stream state"));
+  }
+
+  async onStatusEvent(payload) {
+    // Status events with a message are progress notes ("building the SFT start…"); a bare
+    // status event is a transition and ends the note.
+    this.progressMessage = payload.message || null;
+    await this.refreshRun();
+    if (FINAL_STATUSES.includes(this.run.status)) this.scheduleFlush();
+  }
+
+  async onStreamState(state) {
+    if (state === "closed" && this.finishing) return;
+    this.setLive(state === "closed" ? "off" : state);
+    // The server ends the stream once the run is final; EventSource would reconnect forever.
+    if (state === "reconnecting") {
+      await this.refreshRun();
+      if (FINAL_STATUSES.includes(this.run.status)) this.finishStream();
+    }
+  }
+
+  finishStream() {
+    this.finishing = true;
+    this.stream.close();
+    this.stream = null;
+    this.finishing = false;
+    this.setLive("finished");
+    this.scheduleFlush();
+    quietly(this.loadChunks(), "chunk map");
+    quietly(this.renderDetails(), "run details");
+  }
+
+  // --- chunk map ----------------------------------------------------------------------------
+
+  buildChunkControls() {
+    this.chunkSelect = document.getElementById("chunk-step");
+    this.chunkSelect.addEventListener("change", () => {
+      this.chunkStep = this.chunkSelect.value === "" ? null : Number(this.chunkSelect.value);
+      quietly(this.loadChunks(), "chunk map");
+    });
+  }
+
+  renderChunkSteps() {
+    const current = this.chunkSelect.value;
+    clear(this.chunkSelect).append(
+      el("option", { value: "" }, "latest (follows live)"),
+      ...[...this.chunkSteps].reverse().map((s) => el("option", { value: String(s) }, `step ${s}`)));
+    this.chunkSelect.value = current;
+  }
+
+  onChunksEvent(step) {
+    if (!this.chunkSteps.includes(step)) {
+      this.chunkSteps.push(step);
+      this.chunkSteps.sort((a, b) => a - b);
+      this.renderChunkSteps();
+    }
+    if (this.chunkStep !== null) return;
+    clearTimeout(this.chunkTimer);
+    this.chunkTimer = setTimeout(() => quietly(this.loadChunks(), "chunk map"), CHART_FLUSH_MS);
+  }
+
+  async loadChunks() {
+    const answer = await this.call(this.source.chunks, { query: { step: this.chunkStep ?? undefined } });
+    this.chunkSteps = answer.steps || [];
+    this.renderChunkSteps();
+    const node = document.getElementById("chunk-map");
+    const stats = drawChunkMap(node, answer.records || [], this.M.phases);
+    const caption = clear(document.getElementById("chunk-caption"));
+    if (answer.step !== null && answer.step !== undefined) caption.append(chunkCaption(answer.step, stats));
+    node.dataset.step = answer.step ?? "";
+    node.dataset.records = String((answer.records || []).length);
+  }
+
+  // --- config, environment, failure, artifacts -----------------------------------------------
+
+  async renderDetails() {
+    // Status changes can call this while an earlier call still awaits the artifacts: only the
+    // newest call may write, and it writes everything at once.
+    const ticket = (this.detailsTicket = (this.detailsTicket || 0) + 1);
+    const r = this.run;
+    const failure = [];
+    if (r.error || r.traceback) {
+      failure.push(el("section", { class: "card failure", "aria-labelledby": "failure-title" },
+        el("h2", { id: "failure-title" }, `Run ${r.status === "failed" ? "failed" : "error"}`),
+        el("p", { class: "error-text" }, r.error || ""),
+        r.traceback ? el("details", { open: true }, el("summary", {}, "traceback"), el("pre", { class: "traceback" }, r.traceback)) : null));
+    }
+    const json = (title, value, id) => el("details", { class: "card json-block", id },
+      el("summary", {}, title), el("pre", {}, JSON.stringify(value, null, 2)));
+    const details = [
+      r.config ? json("Config", r.config, "config-block") : null,
+      r.environment ? json("Environment (captured by the worker)", r.environment, "environment-block") : null,
+      this.source.artifacts ? await this.artifactsBlock() : null,
+    ];
+    if (ticket !== this.detailsTicket) return;
+    // Keep open <details> open across a redraw.
+    const open = new Set([...document.querySelectorAll("#run-details details[open]")].map((d) => d.id));
+    for (const d of details) if (d && open.has(d.id)) d.open = true;
+    document.getElementById("run-failure").replaceChildren(...failure);
+    document.getElementById("run-details").replaceChildren(...details.filter(Boolean));
+  }
+
+  async artifactsBlock() {
+    const box = el("section", { class: "card", id: "artifacts-block", "aria-labelledby": "artifacts-title" },
+      el("h2", { id: "artifacts-title" }, "Checkpoints and artifacts"));
+    let artifacts = [];
+    try {
+      artifacts = await this.call(this.source.artifacts);
+    } catch (err) {
+      box.append(el("p", { class: "notice notice-error" }, err.message));
+      return box;
+    }
+    if (!artifacts.length) {
+      box.append(el("p", { class: "muted" }, "None yet."));
+      return box;
+    }
+    box.append(el("table", { class: "table" },
+      el("thead", {}, el("tr", {}, ...["kind", "step", "size", "sha256", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, artifacts.map((a) => el("tr", {},
+        el("td", {}, a.kind), el("td", { class: "num" }, a.step), el("td", { class: "num" }, fmtBytes(a.size_bytes)),
+        el("td", {}, el("code", { title: a.sha256 }, a.sha256.slice(0, 12))),
+        el("td", {}, el("a", { href: authedUrl(`/api/artifacts/${a.id}/download`), download: "" }, "download")))))));
+    return box;
+  }
+}

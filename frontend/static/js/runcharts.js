@@ -1,0 +1,171 @@
+// What the run page plots: one declaration per chart (see charts.js). Built from the metric names
+// module and the phase colour map, so no name or colour is typed twice.
+
+import { LiveChart, LiveHeatmap } from "./charts.js";
+import { metricLabel } from "./metrics.js";
+import { phaseColor, phaseLabel } from "./phases.js";
+
+const PERCENT_AXIS = { tickformat: ".0%", range: [-0.02, 1.02] };
+const BYTES_AXIS = { tickformat: ".3s", ticksuffix: "B", rangemode: "tozero" };
+const TIME_COLORS = ["#4c78a8", "#f2b701", "#e45756", "#bab0ac"];
+
+function sumOf(names) {
+  return (row) => {
+    let total = 0;
+    for (const n of names) {
+      if (typeof row[n] !== "number") return undefined;
+      total += row[n];
+    }
+    return total;
+  };
+}
+
+/** One trace per phase for a per-phase family ("score", "keep", "kept"), in the phase colours. */
+function phaseTraces(M, family, { line = {}, ...props } = {}) {
+  return M.phases.map((phase, i) => ({
+    ...props,
+    name: phaseLabel(phase),
+    value: M[family](phase),
+    line: { ...line, color: phaseColor(phase, i) },
+    ...(props.stackgroup ? { fillcolor: phaseColor(phase, i) } : {}),
+  }));
+}
+
+/**
+ * [{id, title, help, wide, make(node) -> chart}] in page order. `names` lists every metric the
+ * charts read (the /metrics request asks for exactly these).
+ */
+export function runCharts(M) {
+  const charts = [
+    {
+      id: "chart-success",
+      title: "Success rate",
+      help: "training rollouts and held-out evaluation",
+      make: (node) => new LiveChart(node, {
+        layout: { yaxis: PERCENT_AXIS },
+        traces: [
+          { name: "train (rollouts)", value: M.ROLLOUT_SUCCESS, line: { color: "#1f77b4" } },
+          { name: "eval", value: M.EVAL_SUCCESS, mode: "lines+markers", line: { color: "#2ca02c", width: 3 } },
+        ],
+      }),
+    },
+    {
+      id: "chart-kept",
+      title: "Chunks back-propagated per phase",
+      help: "stacked; dashed = chunks available before selection",
+      make: (node) => new LiveChart(node, {
+        layout: { yaxis: { title: { text: "chunks" }, rangemode: "tozero" } },
+        traces: [
+          ...phaseTraces(M, "kept", { stackgroup: "kept", mode: "lines", line: { width: 0.5 } }),
+          {
+            name: "available (all phases)",
+            value: sumOf(M.perPhase("available")),
+            line: { color: "#333", dash: "dash", width: 1.5 },
+          },
+        ],
+      }),
+    },
+    {
+      id: "chart-score",
+      title: "Phase score C_c",
+      help: "success–failure action divergence per phase",
+      make: (node) => new LiveChart(node, {
+        emptyText: "no score yet: C_c needs a group with both successes and failures",
+        layout: { yaxis: { title: { text: "C_c" } } },
+        traces: phaseTraces(M, "score", { mode: "lines+markers", marker: { size: 4 } }),
+      }),
+    },
+    {
+      id: "chart-keep",
+      title: "Keep weight p_c",
+      help: "refreshed every T_rc steps; floor p_min",
+      make: (node) => new LiveChart(node, {
+        layout: { yaxis: { range: [0, 1.05], title: { text: "p_c" } } },
+        traces: phaseTraces(M, "keep", { line: { shape: "hv" } }),
+      }),
+    },
+    {
+      id: "chart-keep-map",
+      title: "Keep weight p_c, phase × step",
+      help: "brighter = more of the phase's chunks get gradients",
+      make: (node) => new LiveHeatmap(node, {
+        rows: M.phases.map((phase) => ({ label: phaseLabel(phase), value: M.keep(phase) })),
+        zmin: 0,
+        zmax: 1,
+        colorbarTitle: "p_c",
+      }),
+    },
+    {
+      id: "chart-kept-fraction",
+      title: "Kept fraction",
+      help: "share of chunks that reach the actor's forward pass",
+      make: (node) => new LiveChart(node, {
+        layout: { yaxis: PERCENT_AXIS },
+        traces: [{ name: "kept fraction", value: M.PCM_KEPT_FRACTION, line: { color: "#9467bd" } }],
+      }),
+    },
+    {
+      id: "chart-time",
+      title: "Step time split",
+      help: "seconds per step: rollout / selection / actor update / other",
+      make: (node) => new LiveChart(node, {
+        layout: { barmode: "stack", bargap: 0.1, yaxis: { title: { text: "seconds" }, rangemode: "tozero" } },
+        traces: [M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER].map((name, i) => ({
+          type: "bar",
+          name: metricLabel(name).replace(" (s)", ""),
+          value: name,
+          marker: { color: TIME_COLORS[i] },
+        })),
+      }),
+    },
+    {
+      id: "chart-memory",
+      title: "Memory",
+      help: "activations saved for backward (left) and peak RSS (right)",
+      make: (node) => new LiveChart(node, {
+        layout: {
+          yaxis: { ...BYTES_AXIS, title: { text: "activations" } },
+          yaxis2: { ...BYTES_AXIS, overlaying: "y", side: "right", title: { text: "peak RSS" }, showgrid: false },
+          margin: { r: 64 },
+        },
+        traces: [
+          { name: "activation bytes", value: M.MEM_ACTIVATION, line: { color: "#e45756" } },
+          { name: "peak RSS", value: M.MEM_PEAK_RSS, yaxis: "y2", line: { color: "#72b7b2", dash: "dot" } },
+        ],
+      }),
+    },
+    {
+      id: "chart-optim",
+      title: "Optimisation",
+      help: "policy loss, clip fraction, entropy, grad norm",
+      wide: true,
+      make: (node) => {
+        const names = [M.TRAIN_POLICY_LOSS, M.TRAIN_CLIP_FRACTION, M.TRAIN_ENTROPY, M.TRAIN_GRAD_NORM];
+        const layout = { grid: { rows: 1, columns: 4, pattern: "independent" }, showlegend: false, hovermode: "closest" };
+        names.forEach((name, i) => {
+          const k = i ? String(i + 1) : "";
+          layout[`xaxis${k}`] = { title: { text: "step" } };
+          layout[`yaxis${k}`] = { title: { text: metricLabel(name) } };
+        });
+        return new LiveChart(node, {
+          layout,
+          traces: names.map((name, i) => ({
+            name: metricLabel(name),
+            value: name,
+            xaxis: i ? `x${i + 1}` : "x",
+            yaxis: i ? `y${i + 1}` : "y",
+            line: { color: "#555" },
+          })),
+        });
+      },
+    },
+  ];
+  const names = [
+    M.ROLLOUT_SUCCESS, M.EVAL_SUCCESS, M.PCM_KEPT_FRACTION,
+    ...M.perPhase("score"), ...M.perPhase("keep"), ...M.perPhase("kept"), ...M.perPhase("available"),
+    M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER, M.TIME_STEP,
+    M.MEM_ACTIVATION, M.MEM_PEAK_RSS,
+    M.TRAIN_POLICY_LOSS, M.TRAIN_CLIP_FRACTION, M.TRAIN_ENTROPY, M.TRAIN_GRAD_NORM,
+  ];
+  return { charts, names };
+}

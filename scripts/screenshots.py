@@ -1,0 +1,153 @@
+"""Screenshots of the dashboard for the README: docs/img/run.png and docs/img/compare.png.
+
+Starts a throw-away stack (API + one worker, embedded profile) unless --url points at a running
+one, launches a real GRPO-vs-PCM pair (same config and seed, pcm.selector full vs pcm), waits for
+the runs to train, and photographs the PCM run's page and the pair's comparison in headless
+Chromium at a 1400x900 viewport.
+
+    python scripts/screenshots.py                      # ~10 min on 2 CPU cores (SFT start, 12 steps each)
+    python scripts/screenshots.py --tiny               # seconds: the test config, for a quick look
+    python scripts/screenshots.py --url http://127.0.0.1:8000 [--token pcm_...] [--runs 3,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pcm_engine.metrics import EVAL_SUCCESS  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, FAST_RUN, VIEWPORT  # noqa: E402
+from tests.services import ServiceStack  # noqa: E402
+
+PRESET = "tabletop_pcm"
+# A short but real pair: the preset's behaviour-cloned start (~30% success, so groups have both
+# outcomes and the phase scores are defined; built once, shared by both runs), 32 rollouts per
+# step, evaluation every 4 steps.
+DEMO = {
+    "policy.init": "sft",
+    "grpo.group_size": 8,
+    "grpo.groups_per_step": 4,
+    "grpo.mini_batches": 2,
+    "grpo.micro_batch_trajectories": 4,
+    "eval.every": 4,
+    "eval.episodes_per_task": 10,
+    "train.steps": 12,
+    "train.checkpoint_every": 0,
+    "train.torch_threads": 1,
+}
+TINY = {**FAST_RUN, "train.steps": 30, "eval.every": 10, "pcm.budget": 2}
+
+
+def launch_pair(client: httpx.Client, name: str, overrides: dict) -> list[dict]:
+    runs = []
+    for suffix, selector in (("grpo", "full"), ("pcm", "pcm")):
+        body = {
+            "preset": PRESET,
+            "name": f"{name}-{suffix}",
+            "overrides": {**overrides, "pcm.selector": selector},
+        }
+        response = client.post("/api/runs", json=body)
+        response.raise_for_status()
+        runs.append(response.json())
+        print(f"launched run {runs[-1]['id']} {runs[-1]['name']}", flush=True)
+    return runs
+
+
+def wait_done(client: httpx.Client, run_ids: list[int], timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [client.get(f"/api/runs/{i}").json() for i in run_ids]
+        print(
+            "  " + ", ".join(f"#{r['id']} {r['status']} {r['steps_done']}/{r['steps_total']}" for r in runs),
+            flush=True,
+        )
+        if all(r["status"] not in ("queued", "running") for r in runs):
+            return runs
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"runs {run_ids} still training after {timeout:.0f} s")
+        time.sleep(5)
+
+
+def success_level(client: httpx.Client, run_ids: list[int]) -> int:
+    """A success level (%) every run reached: the compare page then shows each run's time to it."""
+    params = {"ids": ",".join(map(str, run_ids)), "names": EVAL_SUCCESS}
+    series = client.get("/api/compare", params=params).json()["series"].values()
+    bests = [max((value for _, value in one.get(EVAL_SUCCESS, [])), default=0.0) for one in series]
+    return max(1, int(min(bests) * 100)) if bests else 50
+
+
+def photograph(base_url: str, token: str | None, grpo_id: int, pcm_id: int, level: int, out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport=VIEWPORT)
+        if token:
+            context.add_init_script(f"localStorage.setItem('pcm.token', {token!r})")
+        page = context.new_page()
+        page.goto(f"{base_url}/runs/{pcm_id}")
+        page.wait_for_function(
+            "Number(document.getElementById('chunk-map').dataset.records) > 0", timeout=60_000
+        )
+        page.wait_for_selector("#chart-success .main-svg")
+        time.sleep(1)  # let the last chart batch draw
+        page.screenshot(path=str(out / "run.png"))
+        page.goto(f"{base_url}/compare?ids={grpo_id},{pcm_id}&level={level}")
+        page.wait_for_selector("#bought-table tbody tr >> nth=1")
+        page.wait_for_selector("#compare-step .main-svg")
+        time.sleep(1)
+        page.screenshot(path=str(out / "compare.png"))
+        browser.close()
+    print(f"saved {out / 'run.png'} and {out / 'compare.png'}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", help="a running PCM Lab (default: start a throw-away stack)")
+    parser.add_argument("--token", help="bearer token, when the server requires login")
+    parser.add_argument(
+        "--tiny", action="store_true", help="the test-suite's tiny config (seconds, not minutes)"
+    )
+    parser.add_argument("--name", default="readme", help="run name prefix")
+    parser.add_argument("--runs", help="GRPO_ID,PCM_ID: photograph these finished runs instead of launching")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds to wait for training")
+    args = parser.parse_args()
+    if not CHROMIUM.exists():
+        parser.error(f"{CHROMIUM} is missing (apt-get install chromium)")
+
+    with ExitStack() as cleanup:
+        base_url = args.url
+        if base_url is None:
+            root = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="pcm-screens-")))
+            stack = cleanup.enter_context(ServiceStack(root, start_timeout=180))
+            stack.start_api()
+            stack.start_worker("w1")
+            base_url = stack.base_url
+            print(f"stack up at {base_url}", flush=True)
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+        with httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=60) as client:
+            if args.runs:
+                ids = [int(i) for i in args.runs.split(",")]
+            else:
+                ids = [run["id"] for run in launch_pair(client, args.name, TINY if args.tiny else DEMO)]
+            wait_done(client, ids, args.timeout)
+            level = success_level(client, ids)
+        photograph(base_url.rstrip("/"), args.token, ids[0], ids[1], level, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

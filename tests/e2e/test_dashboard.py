@@ -1,0 +1,302 @@
+"""The dashboard in a real browser against a real stack (API + Celery worker subprocesses).
+
+A researcher's path through it: launch a GRPO-vs-PCM pair from the form, watch a run's charts
+grow over Server-Sent Events without a reload, read the chunk heat map, compare the pair, share a
+run with someone who is not logged in, cancel a run; plus the form's server-side errors, the runs
+table's URL-kept view, and the login / lab / token pages with authentication required. Every test
+fails on any browser console error.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.conftest import ADMIN_PASSWORD, FAST_RUN, override_lines
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+PAIR_STEPS = 30
+PRESET = "tabletop_pcm"
+LIVE_TIMEOUT_MS = 120_000
+
+# Points of every trace of a Plotly figure (the run page draws into <div id=...>).
+POINTS_JS = """(id) => {
+  const g = document.getElementById(id);
+  return g && g.data ? g.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : 0;
+}"""
+
+
+def points(page, chart_id: str) -> int:
+    return page.evaluate(POINTS_JS, chart_id)
+
+
+def wait_points(page, chart_id: str, more_than: int, timeout: int = LIVE_TIMEOUT_MS) -> int:
+    page.wait_for_function(f"({POINTS_JS})('{chart_id}') > {more_than}", timeout=timeout)
+    return points(page, chart_id)
+
+
+def wait_status(page, *statuses: str, timeout: int = LIVE_TIMEOUT_MS) -> None:
+    selector = ", ".join(f'#run-info .status[data-status="{s}"]' for s in statuses)
+    page.wait_for_selector(selector, timeout=timeout)
+
+
+def open_launch_form(page, base_url: str) -> None:
+    page.goto(base_url + "/?launch=1")  # ?launch=1 opens the (otherwise collapsed) launch panel
+    page.wait_for_selector("#launch-form #f-name")
+    assert page.input_value("#launch-preset") == PRESET  # the default: PCM on the built-in suite
+    assert page.input_value("#f-pcm-selector") == '"pcm"'
+
+
+def launch_pair_from_form(page, base_url: str, name: str) -> list[int]:
+    """Fill the launch form (a real field, and the rest as extra overrides) and click the pair
+    button; returns the two run ids from the compare page it lands on."""
+    open_launch_form(page, base_url)
+    page.fill("#f-name", name)
+    page.click('details[data-section="train"] > summary')
+    page.fill("#f-train-steps", str(PAIR_STEPS))
+    page.click("#launch-form details:has(#launch-overrides) > summary")
+    extra = {k: v for k, v in FAST_RUN.items() if k != "train.steps"}
+    extra.update({"eval.every": 10, "pcm.budget": 2})
+    page.fill("#launch-overrides", override_lines(extra))
+    page.click("#launch-pair")
+    page.wait_for_url(re.compile(r"/compare\?ids=\d+,\d+"))
+    return [int(i) for i in re.search(r"ids=(\d+),(\d+)", page.url).groups()]
+
+
+def finished_pair(stack, name: str) -> list[dict]:
+    """A GRPO and a PCM run of the tiny config, launched over the API and trained to the end."""
+    with stack.client() as client:
+        runs = [
+            stack.create_run(
+                client, f"{name}-{selector}", **{"pcm.selector": selector, "grpo.dynamic_sampling": False}
+            )
+            for selector in ("full", "pcm")
+        ]
+        return [stack.wait_status(client, run["id"], ("succeeded",)) for run in runs]
+
+
+def test_pair_live_run_page_chunk_map_compare_and_share(stack, open_context, shoot):
+    page = open_context().new_page()
+    grpo_id, pcm_id = launch_pair_from_form(page, stack.base_url, "e2e")
+
+    # the PCM run trains second, so its page is open before its first step: every point arrives live
+    page.goto(f"{stack.base_url}/runs/{pcm_id}")
+    page.wait_for_selector("#chart-success .main-svg")
+    page.evaluate(
+        """() => {
+      window.__e2eSamePage = true;            // gone if the page reloads
+      window.__e2eExtends = 0;
+      const extend = Plotly.extendTraces;
+      Plotly.extendTraces = (...args) => { window.__e2eExtends += 1; return extend(...args); };
+    }"""
+    )
+    before = points(page, "chart-success")
+    during = wait_points(page, "chart-success", before + 2)
+    assert during > before
+    wait_points(page, "chart-kept", 0)
+    page.wait_for_function(
+        "Number(document.getElementById('chunk-map').dataset.records) > 0", timeout=LIVE_TIMEOUT_MS
+    )
+    wait_status(page, "succeeded")
+    after = wait_points(page, "chart-success", PAIR_STEPS - 1)  # the last batch drawn too
+    assert page.evaluate("window.__e2eSamePage === true"), "the run page reloaded"
+    assert page.evaluate("window.__e2eExtends") > 0, "charts were not extended in place"
+    assert after >= PAIR_STEPS  # one train-success point per step, plus eval points
+
+    # the chunk map: phase-coloured cells, back-propagated marks, one row per recorded trajectory
+    chunk = page.evaluate(
+        """() => {
+      const g = document.getElementById('chunk-map');
+      const heat = g.data[0];
+      return {type: heat.type, rows: heat.z.length, kept: g.data[1].x.length, step: g.dataset.step};
+    }"""
+    )
+    assert chunk["type"] == "heatmap" and chunk["rows"] > 0 and chunk["kept"] > 0
+    assert chunk["step"] == str(PAIR_STEPS)
+    first_step = page.eval_on_selector("#chunk-step", "s => s.options[s.options.length - 1].value")
+    page.select_option("#chunk-step", first_step)
+    page.wait_for_function(f"document.getElementById('chunk-map').dataset.step === '{first_step}'")
+    assert "back-propagated" in page.inner_text("#chunk-caption")
+
+    # one colour per phase everywhere: score, keep weight and kept-chunk charts, and the chunk map
+    colours = page.evaluate(
+        """() => ['chart-score', 'chart-keep', 'chart-kept', 'chunk-map'].map((id) => Object.fromEntries(
+          document.getElementById(id).data
+            .filter((t) => t.type === 'scatter' && (t.line?.color || t.marker?.color))
+            .map((t) => [t.name, id === 'chunk-map' ? t.marker.color : t.line.color])))"""
+    )
+    phases = colours[0]
+    assert len(phases) == 5 and len(set(phases.values())) == 5
+    for other in colours[1:]:
+        assert {name: other[name] for name in phases} == phases
+
+    # failure-free run: no error box; artifacts listed with download links; config shown
+    assert page.locator("#run-failure .failure").count() == 0
+    page.wait_for_selector("#artifacts-block a[download]")
+    page.click("#config-block > summary")
+    assert '"selector": "pcm"' in page.inner_text("#config-block pre")
+    page.select_option("#chunk-step", "")
+    page.wait_for_function(f"document.getElementById('chunk-map').dataset.step === '{PAIR_STEPS}'")
+    shoot(page, "run")
+
+    # share link, then a fresh logged-out context sees the run read-only
+    page.click("#share-run")
+    page.wait_for_function("document.getElementById('share-url').value.includes('/share/')")
+    share_url = page.input_value("#share-url")
+    guest = open_context().new_page()
+    guest.goto(share_url)
+    guest.wait_for_selector("#run-info h1")
+    assert "e2e-pcm" in guest.inner_text("#run-info h1")
+    wait_points(guest, "chart-success", PAIR_STEPS - 1)
+    guest.wait_for_function("Number(document.getElementById('chunk-map').dataset.records) > 0")
+    assert guest.locator("#cancel-run, #share-run").count() == 0
+    assert guest.locator("#run-actions").is_hidden()
+    shoot(guest, "share")
+
+    # the comparison the pair button led to, now that both are done: the config diff names the one
+    # key that differs (and the names), two curves, the "what PCM bought" table with GRPO as baseline
+    page.goto(f"{stack.base_url}/compare?ids={grpo_id},{pcm_id}")
+    page.wait_for_selector('#diff-table tr[data-key="pcm.selector"]')
+    row = page.inner_text('#diff-table tr[data-key="pcm.selector"]')
+    assert '"full"' in row and '"pcm"' in row
+    diff_keys = page.eval_on_selector_all("#diff-table tbody tr", "rows => rows.map(r => r.dataset.key)")
+    assert set(diff_keys) == {"name", "pcm.selector"}
+    page.wait_for_selector("#bought-table tbody tr >> nth=1")
+    assert page.eval_on_selector("#compare-step", "g => g.data.length") == 2
+    wait_points(page, "compare-step", 2 * PAIR_STEPS - 1)
+    assert "baseline" in page.inner_text(f'#bought-table tr[data-run-id="{grpo_id}"]')
+    assert "×" in page.inner_text(f'#bought-table tr[data-run-id="{pcm_id}"] td[data-col="update"]')
+    page.fill("#compare-level", "0")  # every run reaches 0%: the table fills in its times
+    pcm_row = page.locator(f'#bought-table tr[data-run-id="{pcm_id}"]')
+    pcm_row.locator("td", has_text="not reached").wait_for(state="detached")
+    shoot(page, "compare")
+
+
+def test_cancel_a_running_run(stack, open_context):
+    with stack.client() as client:
+        run = stack.create_run(client, "e2e-cancel", **{"train.steps": 5000, "grpo.dynamic_sampling": False})
+    page = open_context().new_page()
+    page.goto(f"{stack.base_url}/runs/{run['id']}")
+    wait_status(page, "running")
+    wait_points(page, "chart-time", 0)
+    page.click("#cancel-run")
+    wait_status(page, "cancelled")
+    assert page.locator("#requeue-run").is_visible()
+    assert page.locator("#cancel-run").is_hidden()
+    page.wait_for_selector("#live-state.live-finished")
+
+
+def test_failed_run_shows_its_traceback_and_a_clone_fixes_it(stack, open_context):
+    with stack.client() as client:
+        run = stack.create_run(client, "e2e-broken", **{"policy.pretrained": "/nonexistent/policy"})
+    page = open_context().new_page()
+    page.goto(f"{stack.base_url}/runs/{run['id']}")
+    wait_status(page, "failed")
+    page.wait_for_selector("#run-failure .failure .traceback")
+    assert "Traceback" in page.inner_text("#run-failure .traceback")
+    assert page.locator("#requeue-run").is_visible()
+
+    page.click("#clone-run")
+    page.fill("#clone-name", "e2e-fixed")
+    page.fill("#clone-overrides", "policy.pretrained=null\ntrain.steps=1")
+    page.click("#clone-form button[type=submit]")
+    broken_url = f"{stack.base_url}/runs/{run['id']}"
+    page.wait_for_url(lambda url: re.search(r"/runs/\d+$", url) is not None and url != broken_url)
+    wait_status(page, "succeeded")
+    assert "e2e-fixed" in page.inner_text("#run-info h1")
+
+
+def test_launch_form_puts_server_errors_next_to_the_field(stack, open_context, console):
+    console.allow("status of 422")  # the rejected POST, on purpose
+    page = open_context().new_page()
+    open_launch_form(page, stack.base_url)
+    assert page.locator('details[data-section="pcm"]').get_attribute("open") is None
+    page.click("#launch-form details:has(#launch-overrides) > summary")
+    page.fill("#launch-overrides", "pcm.budget=0")
+    page.click("#launch-submit")
+    page.wait_for_function("document.getElementById('f-pcm-budget-err').textContent.length > 0")
+    assert "greater than or equal to 1" in page.inner_text("#f-pcm-budget-err")
+    assert page.locator('details[data-section="pcm"]').get_attribute("open") is not None
+    assert page.get_attribute("#f-pcm-budget", "aria-invalid") == "true"
+    assert "/runs/" not in page.url and "/compare" not in page.url  # nothing launched
+
+    # env is a union (tabletop | libero): the variant picker swaps the section's fields
+    page.click('details[data-section="env"] > summary')
+    assert page.is_visible("#f-env-tabletop-max-steps") and page.is_hidden("#f-env-libero-suite")
+    page.select_option("#f-env-name", '"libero"')
+    assert page.is_hidden("#f-env-tabletop-max-steps") and page.is_visible("#f-env-libero-suite")
+    page.select_option("#launch-preset", PRESET)  # back to the preset's values
+    assert page.input_value("#f-env-name") == '"tabletop"'
+
+    # out-of-bounds input caught in the browser, shown the same way
+    page.click('details[data-section="grpo"] > summary')
+    page.fill("#f-grpo-group-size", "1")
+    page.fill("#launch-overrides", "")
+    page.click("#launch-submit")
+    page.wait_for_function("document.getElementById('f-grpo-group-size-err').textContent.length > 0")
+    assert page.evaluate("document.activeElement.id") == "f-grpo-group-size"
+
+
+def test_runs_table_filters_live_in_the_url(stack, open_context, shoot):
+    finished_pair(stack, "e2e-table")
+    page = open_context().new_page()
+    page.goto(stack.base_url + "/?selector=full")
+    page.wait_for_selector("#runs-table tbody tr")
+    assert page.input_value("#filter-selector") == "full"
+    selectors = page.eval_on_selector_all(
+        '#runs-table td[data-col="selector"]', "cells => cells.map(c => c.innerText)"
+    )
+    assert selectors and set(selectors) == {"full"}
+    page.select_option("#filter-status", "succeeded")
+    page.wait_for_function("location.search.includes('status=succeeded')")
+    page.select_option("#filter-selector", "")
+    page.wait_for_function("!location.search.includes('selector=')")
+    page.wait_for_selector('#runs-table td[data-col="selector"]:has-text("pcm")')
+    boxes = page.locator("#runs-table .run-select")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    assert page.inner_text("#compare-selected") == "Compare selected (2)"
+    shoot(page, "runs")
+    page.click("#compare-selected")
+    page.wait_for_url(re.compile(r"/compare\?ids=\d+,\d+"))
+
+
+def test_login_lab_tokens_and_a_logged_out_share_link(stack, auth_stack, open_context):
+    run_id = finished_pair(stack, "e2e-auth")[1]["id"]
+    base = auth_stack.base_url
+    page = open_context().new_page()
+    page.goto(base + "/")
+    page.wait_for_url(re.compile(r"/login\?next=%2F$"))  # no token: straight to the login page
+    page.fill("#login-username", "admin")
+    page.fill("#login-password", ADMIN_PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(base + "/")
+    page.wait_for_selector("#runs-table tbody tr")
+    assert "admin" in page.inner_text("#topbar")
+
+    # lab page: members, and a token shown once then revoked
+    page.goto(base + "/labs")
+    page.wait_for_selector("#labs section[data-lab-id]")
+    assert "admin" in page.inner_text("#labs")
+    page.fill("#token-name", "e2e script")
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("#token-secret-value")
+    assert page.input_value("#token-secret-value").startswith("pcm_")
+    row = page.locator("#tokens-table tr", has_text="e2e script")
+    row.get_by_role("button", name="revoke token e2e script").click()
+    page.wait_for_function("!document.getElementById('tokens-table').innerText.includes('e2e script')")
+
+    # share a finished run from its page; a fresh context with no token opens the link
+    page.goto(f"{base}/runs/{run_id}")
+    page.click("#share-run")
+    page.wait_for_function("document.getElementById('share-url').value.includes('/share/')")
+    guest = open_context().new_page()
+    guest.goto(page.input_value("#share-url"))
+    wait_points(guest, "chart-success", 0)
+    assert guest.locator("#run-actions").is_hidden()
+
+    # the same guest is sent to the login page by a private URL
+    guest.goto(f"{base}/runs/{run_id}")
+    guest.wait_for_url(re.compile(r"/login\?next="))
