@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from backend import wakeup
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 SUMMARY_METRICS = (M.ROLLOUT_SUCCESS, M.EVAL_SUCCESS, M.PCM_KEPT_FRACTION, M.TIME_UPDATE)
 """The headline numbers kept (latest value) in `runs.summary` for the runs table."""
+MEAN_UPDATE_S = "mean_update_s"
+"""`runs.summary` key: the mean of `time/update_s` over the run's steps (resumed steps counted once)."""
 
 
 @dataclass
@@ -89,6 +91,14 @@ class DatabaseSink:
         }
         with self._transaction(len(rows)) as session:
             upsert(session, Metric, rows, keys=("run_id", "name", "step"))
+            if M.TIME_UPDATE in values:
+                mean = session.scalar(
+                    select(func.avg(Metric.value)).where(
+                        Metric.run_id == self.run_id, Metric.name == M.TIME_UPDATE
+                    )
+                )
+                if mean is not None:
+                    self.summary[MEAN_UPDATE_S] = float(mean)
             session.execute(
                 update(Run)
                 .where(Run.id == self.run_id)

@@ -13,7 +13,7 @@ from backend.models import ChunkMask, Metric, Run, RunEvent, User
 from backend.settings import Settings
 from pcm_engine import metrics as M
 from pcm_engine.metrics import ChunkRecord
-from worker.db_sink import DatabaseSink
+from worker.db_sink import MEAN_UPDATE_S, DatabaseSink
 
 
 @pytest.fixture(params=["sqlite_url", "postgres_url"])
@@ -70,6 +70,18 @@ def test_a_replayed_step_overwrites_its_rows_and_progress_never_goes_back(databa
         assert run.summary == {M.EVAL_SUCCESS: 0.25, M.ROLLOUT_SUCCESS: 0.6, "step": 2}
     assert (sink.stats.transactions, sink.stats.rows, sink.skipped_nonfinite) == (4, 6, 1)
     assert sink.stats.rows_per_s > 0
+
+
+def test_the_summary_keeps_the_mean_update_time_over_distinct_steps(database):
+    settings, run_id = database
+    sink = DatabaseSink(settings, run_id)
+    sink.log_metrics(1, {M.TIME_UPDATE: 1.0})
+    sink.log_metrics(2, {M.TIME_UPDATE: 3.0})
+    sink.log_metrics(2, {M.TIME_UPDATE: 2.0})  # resumed: step 2 again replaces its value
+    sink.close()
+    with session_scope(settings.resolved_database_url) as session:
+        summary = session.get(Run, run_id).summary
+    assert summary[MEAN_UPDATE_S] == 1.5 and summary[M.TIME_UPDATE] == 2.0
 
 
 def test_chunk_masks_are_upserted_per_step_trajectory_and_chunk(database):

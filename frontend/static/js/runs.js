@@ -27,7 +27,7 @@ function columns(M, labNames) {
     { key: "train", title: "train success", num: true, cell: (r) => fmtPct(r.summary?.[M.ROLLOUT_SUCCESS]) },
     { key: "eval", title: "eval success", num: true, cell: (r) => fmtPct(r.summary?.[M.EVAL_SUCCESS]) },
     { key: "kept", title: "kept fraction", num: true, cell: (r) => fmtPct(r.summary?.[M.PCM_KEPT_FRACTION]) },
-    { key: "update", title: "update s (latest)", num: true, cell: (r) => fmtSeconds(r.summary?.[M.TIME_UPDATE]) },
+    { key: "update", title: "mean update s", num: true, cell: (r) => fmtSeconds(r.summary?.mean_update_s ?? r.summary?.[M.TIME_UPDATE]) },
     { key: "created", title: "created", sort: "created_at", cell: (r) => el("time", { datetime: r.created_at, title: r.created_at }, fmtAgo(r.created_at)) },
   ];
 }
