@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> None:
         finished = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         plan.sessions.append({"finished": finished, "seconds": time.perf_counter() - started})
         plan.save(out)
-    summary = build_report(plan, base, methods, out)
+    summary = build_report(plan, base, methods, out, preset_size=(size.steps, size.seeds))
     print(f"wrote {RESULTS_MD.relative_to(ROOT)} and {FIGURES.relative_to(ROOT)}/", file=sys.stderr)
     print(json.dumps(finite(summary)))
 

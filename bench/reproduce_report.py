@@ -403,7 +403,8 @@ def within_2se(diff: float, se: float) -> bool:
 
 
 def below(diff: float, se: float) -> bool:
-    return diff < 0
+    """Lower by more than the noise: a difference within 2 SE counts as equal (the stated rule)."""
+    return diff < -2 * se
 
 
 def not_above_2se(diff: float, se: float) -> bool:
@@ -478,7 +479,7 @@ def mean_chunks_per_trajectory(results: list[MethodResult]) -> float:
     return chunks / trajectories if trajectories else float("nan")
 
 
-def header_lines(plan: Plan, quick: bool) -> list[str]:
+def header_lines(plan: Plan, quick: bool, preset_size: tuple[int, int] | None = None) -> list[str]:
     commit = git("rev-parse", "--short", "HEAD")
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
     total = sum(s.get("seconds", 0.0) for s in plan.sessions)
@@ -487,6 +488,15 @@ def header_lines(plan: Plan, quick: bool) -> list[str]:
         lines += [
             "> **QUICK SMOKE OUTPUT — a miniature run (`--quick`), not results.** Numbers below",
             "> come from a tiny policy trained for a few steps and mean nothing.",
+            "",
+        ]
+    if not quick and preset_size and (plan.steps, plan.seeds) != preset_size:
+        steps, seeds = preset_size
+        lines += [
+            f"> **A reduced run:** {plan.seeds} seed(s) x {plan.steps} steps per method instead of the "
+            f"`{plan.size}` size's {seeds} x {steps} (`--seeds {plan.seeds} --steps {plan.steps}`), "
+            "because it had to share this 2-core machine with other work. Read every comparison "
+            "below with that in mind; `python bench/reproduce.py` runs the full size.",
             "",
         ]
     when = plan.sessions[-1]["finished"] if plan.sessions else "—"
@@ -613,6 +623,7 @@ def write_report(
     proxy: dict | None,
     figures: dict[str, str],
     base: RunConfig,
+    preset_size: tuple[int, int] | None = None,
 ) -> None:
     by_name = {r.method.name: r for r in results}
     full = by_name.get("full")
@@ -622,7 +633,7 @@ def write_report(
     lines = [
         "# Reproduction: GRPO vs PCM on the tabletop suite",
         "",
-        *header_lines(plan, plan.size == "quick"),
+        *header_lines(plan, plan.size == "quick", preset_size),
         "",
         "Rebuild this page from the raw results with `python bench/reproduce.py --report-only`; "
         f"run it with `python bench/reproduce.py --size {plan.size}` (resumable).",
@@ -696,7 +707,13 @@ def verdict(held: bool) -> str:
     return "held" if held else "did not hold"
 
 
-def build_report(plan: Plan, base: RunConfig, methods: list[Method], out: Path) -> dict:
+def build_report(
+    plan: Plan,
+    base: RunConfig,
+    methods: list[Method],
+    out: Path,
+    preset_size: tuple[int, int] | None = None,
+) -> dict:
     """Tables, figures and docs/results.md from OUT's raw results; returns the summary."""
     results = [summarise_method(m, load_runs(out, m, plan.seeds)) for m in methods]
     results = [r for r in results if r.runs]
@@ -707,7 +724,7 @@ def build_report(plan: Plan, base: RunConfig, methods: list[Method], out: Path) 
     proxy_path = out / "proxy.json"
     proxy = json.loads(proxy_path.read_text()) if proxy_path.exists() else None
     figures = make_figures(results, threshold, proxy)
-    write_report(plan, results, threshold, start, proxy, figures, base)
+    write_report(plan, results, threshold, start, proxy, figures, base, preset_size)
     return {
         "threshold": threshold,
         "sft_start_success": start,
