@@ -153,6 +153,7 @@ def test_pair_live_run_page_chunk_map_compare_and_share(stack, open_context, sho
     guest.wait_for_function("Number(document.getElementById('chunk-map').dataset.records) > 0")
     assert guest.locator("#cancel-run, #share-run").count() == 0
     assert guest.locator("#run-actions").is_hidden()
+    assert guest.inner_text("#topbar").split() == ["PCM", "Lab", "read-only", "shared", "view"]
     shoot(guest, "share")
 
     # the comparison the pair button led to, now that both are done: the config diff names the one
