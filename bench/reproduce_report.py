@@ -481,7 +481,10 @@ def mean_chunks_per_trajectory(results: list[MethodResult]) -> float:
 
 def header_lines(plan: Plan, quick: bool, preset_size: tuple[int, int] | None = None) -> list[str]:
     commit = git("rev-parse", "--short", "HEAD")
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    # the report's own outputs do not make the measured code dirty
+    own = (f":!{RESULTS_MD.relative_to(ROOT)}", f":!{FIGURES.relative_to(ROOT)}")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *own)
+    dirty = " (with uncommitted changes)" if changed else ""
     total = sum(s.get("seconds", 0.0) for s in plan.sessions)
     lines = []
     if quick:
