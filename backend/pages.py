@@ -49,7 +49,7 @@ def login_page() -> Response:
 
 @router.get("/share/{token}")
 def share_page(token: str) -> Response:
-    return _page("share.html")
+    return _page("run.html")  # the run page mounts itself read-only on /share/ paths
 
 
 def plotly_js() -> Path | None:

@@ -50,7 +50,7 @@ export async function mountRunPage(source) {
   }
 }
 
-/** The page's sections (the same for /runs/<id> and /share/<token>, so both HTML files stay bare). */
+/** The page's sections (the same for /runs/<id> and /share/<token>, both served by run.html). */
 function renderSkeleton(main) {
   main.replaceChildren(
     el("section", { id: "run-header", class: "card run-header", "aria-label": "run" },
