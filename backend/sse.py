@@ -64,20 +64,24 @@ async def run_events(
     clock = anyio.current_time
     last_sent = clock()
     yield "retry: 3000\n\n"
-    while not await is_disconnected():
-        run_status, events = await anyio.to_thread.run_sync(_read, url, run_id, after_id)
-        for event in events:
-            yield format_event(event)
-            after_id = event.id
-        if events:
-            last_sent = clock()
-            continue  # drain the backlog before waiting
-        if run_status is None or run_status in FINAL_STATUSES:
-            return
-        if clock() - last_sent >= KEEPALIVE_S:
-            yield ": keep-alive\n\n"
-            last_sent = clock()
-        await wakeup.wait(settings, run_id)
+    listener = wakeup.Listener(settings, run_id)
+    try:
+        while not await is_disconnected():
+            run_status, events = await anyio.to_thread.run_sync(_read, url, run_id, after_id)
+            for event in events:
+                yield format_event(event)
+                after_id = event.id
+            if events:
+                last_sent = clock()
+                continue  # drain the backlog before waiting
+            if run_status is None or run_status in FINAL_STATUSES:
+                return
+            if clock() - last_sent >= KEEPALIVE_S:
+                yield ": keep-alive\n\n"
+                last_sent = clock()
+            await listener.wait()
+    finally:
+        await listener.close()
 
 
 def event_stream_response(
