@@ -362,7 +362,11 @@ class RunPage {
   }
 
   async loadChunks() {
+    // Loads can overlap (a live event, a step picked in the selector): only the newest one may
+    // draw, or a slow earlier answer would replace the step the user just chose.
+    const ticket = (this.chunksTicket = (this.chunksTicket || 0) + 1);
     const answer = await this.call(this.source.chunks, { query: { step: this.chunkStep ?? undefined } });
+    if (ticket !== this.chunksTicket) return;
     this.chunkSteps = answer.steps || [];
     this.renderChunkSteps();
     const node = document.getElementById("chunk-map");
