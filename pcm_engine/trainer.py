@@ -150,6 +150,7 @@ class Trainer:
         self._last_log = time.perf_counter()
         self._param_storages = {p.untyped_storage().data_ptr() for p in self.policy.parameters()}
         config.save(self.run_dir / "config.yaml")
+        self.resumed_checkpoint: Path | None = None
         self.resume_from = self._try_resume() if resume else None
 
     # --- resume ----------------------------------------------------------------------------------
@@ -162,6 +163,7 @@ class Trainer:
         self.step_count = int(state["step"])
         self.keep.load_state_dict(state["keep_weights"])
         restore_rng_state(state["rng"], self.rng, self.sampler)
+        self.resumed_checkpoint = checkpoint.path
         return self.step_count
 
     def save(self) -> Path:

@@ -156,6 +156,9 @@ class RunExecution:
         try:
             trainer = Trainer(config, self.run_dir, sink)
             if trainer.resume_from:
+                # the newest complete checkpoint on disk, which a killed worker may have written
+                # without getting to record it
+                self.on_checkpoint(trainer.resumed_checkpoint, trainer.resume_from)
                 self.event(
                     f"resumed from the checkpoint of step {trainer.resume_from}", step=trainer.resume_from
                 )
