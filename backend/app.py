@@ -54,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=pcm_engine.__version__,
         description="Launch, watch, compare and share GRPO / PCM training runs of VLA policies.",
         lifespan=lifespan,
+        docs_url=None,  # pages.py serves /docs with a bundled Swagger UI; the defaults need a CDN
+        redoc_url=None,
     )
     app.state.settings = settings or get_settings()
     errors.install(app)

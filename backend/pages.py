@@ -1,12 +1,14 @@
-"""The dashboard: static HTML pages and assets from frontend/, and plotly.js from the `plotly` wheel
-(no CDN: the lab machines may have no internet)."""
+"""The dashboard: static HTML pages and assets from frontend/, plotly.js from the `plotly` wheel and
+the API reference (/docs) with Swagger UI from the `fastapi-offline` wheel (no CDN: the lab
+machines may have no internet)."""
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -66,6 +68,51 @@ def plotly() -> Response:
     if path is None:
         return PlainTextResponse("plotly is not installed: pip install plotly", status_code=404)
     return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+
+SWAGGER_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon.png": "image/png",
+}
+
+
+def swagger_ui_dir() -> Path | None:
+    """Swagger UI 5 (it reads OpenAPI 3.1, which FastAPI writes), as `fastapi-offline` ships it."""
+    try:
+        folder = Path(str(resources.files("fastapi_offline") / "static"))
+    except ModuleNotFoundError:
+        return None
+    return folder if folder.is_dir() else None
+
+
+@router.get("/docs")
+def api_docs(request: Request) -> Response:
+    """The interactive API reference, rendered from /openapi.json with the bundled Swagger UI."""
+    if swagger_ui_dir() is None:
+        return PlainTextResponse(
+            "fastapi-offline is not installed: pip install fastapi-offline "
+            "(the API description itself is at /openapi.json)",
+            status_code=404,
+        )
+    assets = "/static/vendor/swagger-ui"
+    return get_swagger_ui_html(
+        openapi_url=request.app.openapi_url,
+        title=f"{request.app.title} API",
+        swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+        swagger_css_url=f"{assets}/swagger-ui.css",
+        swagger_favicon_url=f"{assets}/favicon.png",
+    )
+
+
+@router.get("/static/vendor/swagger-ui/{name}")
+def swagger_asset(name: str) -> Response:
+    folder = swagger_ui_dir()
+    if folder is None or name not in SWAGGER_FILES or not (folder / name).is_file():
+        return PlainTextResponse(f"no Swagger UI asset {name!r}", status_code=404)
+    return FileResponse(
+        folder / name, media_type=SWAGGER_FILES[name], headers={"Cache-Control": "max-age=86400"}
+    )
 
 
 def mount(app: FastAPI) -> None:

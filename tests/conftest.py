@@ -13,7 +13,9 @@ import uuid
 
 import pytest
 
-POSTGRES_ADMIN_URL = os.environ.get("PCM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PCM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("PCM_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 

@@ -4,6 +4,7 @@ stale-run sweep."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from datetime import timedelta
 
@@ -38,6 +39,18 @@ def test_pages_and_plotly_are_served(client: Api) -> None:
         if page.status_code == 200:
             assert page.headers["content-type"].startswith("text/html")
     assert all(path.startswith("/api/") for path in client.get("/openapi.json").json()["paths"])
+
+
+def test_api_docs_load_their_swagger_ui_from_this_server(client: Api) -> None:
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(a.startswith("/static/vendor/swagger-ui/") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    assert "'/openapi.json'" in docs.text or '"/openapi.json"' in docs.text
+    assert client.get("/static/vendor/swagger-ui/index.html").status_code == 404  # only the listed files
+    assert client.get("/redoc").status_code == 404  # it would need a CDN
 
 
 def test_the_admin_and_default_lab_exist(client: Api) -> None:

@@ -301,3 +301,25 @@ def test_login_lab_tokens_and_a_logged_out_share_link(stack, auth_stack, open_co
     # the same guest is sent to the login page by a private URL
     guest.goto(f"{base}/runs/{run_id}")
     guest.wait_for_url(re.compile(r"/login\?next="))
+
+
+def test_api_reference_renders_with_no_internet(stack, open_context):
+    """/docs draws Swagger UI from this server's own assets: every request off the server fails."""
+    context = open_context()
+    offsite: list[str] = []
+
+    def only_this_server(route):
+        if route.request.url.startswith(stack.base_url):
+            route.continue_()
+        else:
+            offsite.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_server)
+    page = context.new_page()
+    page.goto(stack.base_url + "/")
+    page.click('nav a:has-text("API")')
+    page.wait_for_url(stack.base_url + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title:has-text('PCM Lab')")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/runs']")
+    assert offsite == []
