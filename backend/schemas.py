@@ -129,6 +129,11 @@ class MetricsOut(BaseModel):
         description="Per name, [[step, seconds since the run's first logged metric], ...]."
     )
     last_step: int | None = Field(description="Highest step among the selected names (before since_step).")
+    last_event_id: int = Field(
+        0,
+        description="Open the run's event stream with ?last_event_id=<this> to get only what is newer "
+        "than these series (instead of replaying the whole history).",
+    )
 
 
 class MetricNamesOut(BaseModel):

@@ -9,7 +9,7 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.models import ChunkMask, Metric
+from backend.models import ChunkMask, Metric, RunEvent
 from backend.schemas import ChunksOut, MetricsOut
 from pcm_engine.metrics import ChunkRecord
 
@@ -42,6 +42,23 @@ def metric_names(session: Session, run_id: int) -> list[str]:
     )
 
 
+def stream_cursor(session: Session, run_id: int) -> int:
+    """The event id after which a page that is about to read the run's series should open its live
+    stream: the newest event, or the one before it when the newest is a progress note ("building
+    the SFT start ..."), so that the note still arrives. Read before the series, so that no step
+    falls between the two."""
+    newest = session.execute(
+        select(RunEvent.id, RunEvent.kind, RunEvent.payload)
+        .where(RunEvent.run_id == run_id)
+        .order_by(RunEvent.id.desc())
+        .limit(1)
+    ).first()
+    if newest is None:
+        return 0
+    note = newest.kind == "status" and "message" in (newest.payload or {})
+    return newest.id - 1 if note else newest.id
+
+
 def read_metrics(
     session: Session,
     run_id: int,
@@ -51,6 +68,7 @@ def read_metrics(
 ) -> MetricsOut:
     """Series of `names` (all of the run's when None), only steps > `since_step`, each
     downsampled to `max_points`. Wall times are seconds since the run's first logged metric."""
+    cursor = stream_cursor(session, run_id)
     selected = Metric.run_id == run_id
     if names is not None:
         selected = selected & Metric.name.in_(names)
@@ -68,7 +86,7 @@ def read_metrics(
         kept = downsample(points, max_points)
         series[name] = [(step, value) for step, value, _ in kept]
         wall_time[name] = [(step, round(wall - start, 3)) for step, _, wall in kept]
-    return MetricsOut(series=series, wall_time=wall_time, last_step=last_step)
+    return MetricsOut(series=series, wall_time=wall_time, last_step=last_step, last_event_id=cursor)
 
 
 def read_chunks(session: Session, run_id: int, step: int | None) -> ChunksOut:

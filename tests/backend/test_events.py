@@ -6,7 +6,10 @@ import json
 import threading
 import time
 
+from sqlalchemy import func, select
+
 from backend import lifecycle
+from backend.models import RunEvent
 from tests.backend.conftest import Api, launch
 
 
@@ -62,6 +65,34 @@ def test_last_event_id_resumes_after_that_event(client: Api) -> None:
     assert [e["id"] for e in by_header] == ids[3:]
     by_query = parse_sse(client.get(f"/api/runs/{run_id}/events", params={"last_event_id": ids[-1]}).text)
     assert by_query == []
+    # a page starts with ?last_event_id; when EventSource reconnects, its newer header wins
+    both = client.get(
+        f"/api/runs/{run_id}/events", params={"last_event_id": ids[1]}, headers={"Last-Event-ID": str(ids[3])}
+    )
+    assert [e["id"] for e in parse_sse(both.text)] == ids[4:]
+
+
+def test_metrics_say_where_the_live_stream_should_start(client: Api) -> None:
+    """`last_event_id` of /metrics: the page's stream starts after what the series already hold."""
+    run_id = launch(client)["id"]
+    with client.db() as session:
+        lifecycle.claim_run(session, run_id, "w1")
+        lifecycle.record_event(
+            session, run_id, "status", {"status": "running", "message": "building the SFT start"}
+        )
+    with client.db() as session:
+        note_id = session.scalar(select(func.max(RunEvent.id)).where(RunEvent.run_id == run_id))
+    cursor = client.get(f"/api/runs/{run_id}/metrics").json()["last_event_id"]
+    assert cursor == note_id - 1  # while a progress note is the newest event, it is still sent
+    for step in (1, 2):
+        with client.db() as session:
+            lifecycle.record_event(session, run_id, "metrics", {"metrics": {"x": step}}, step=step)
+    cursor = client.get(f"/api/runs/{run_id}/metrics").json()["last_event_id"]
+    with client.db() as session:
+        lifecycle.record_event(session, run_id, "metrics", {"metrics": {"x": 3}}, step=3)
+        lifecycle.finish_run(session, run_id, "w1", "succeeded")
+    after = parse_sse(client.get(f"/api/runs/{run_id}/events", params={"last_event_id": cursor}).text)
+    assert [(e["event"], e["data"]["step"]) for e in after] == [("metrics", 3), ("status", None)]
 
 
 def test_a_live_stream_delivers_new_events_and_ends_when_the_run_does(client: Api) -> None:

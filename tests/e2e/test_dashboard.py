@@ -82,6 +82,8 @@ def test_pair_live_run_page_chunk_map_compare_and_share(stack, open_context, sho
     grpo_id, pcm_id = launch_pair_from_form(page, stack.base_url, "e2e")
 
     # the PCM run trains second, so its page is open before its first step: every point arrives live
+    streams: list[str] = []
+    page.on("request", lambda request: streams.append(request.url) if "/events" in request.url else None)
     page.goto(f"{stack.base_url}/runs/{pcm_id}")
     page.wait_for_selector("#chart-success .main-svg")
     page.evaluate(
@@ -104,6 +106,8 @@ def test_pair_live_run_page_chunk_map_compare_and_share(stack, open_context, sho
     assert page.evaluate("window.__e2eSamePage === true"), "the run page reloaded"
     assert page.evaluate("window.__e2eExtends") > 0, "charts were not extended in place"
     assert after >= PAIR_STEPS  # one train-success point per step, plus eval points
+    # the stream started after the events the page had already read, not at the run's first one
+    assert streams and re.search(r"[?&]last_event_id=[1-9]", streams[0]), streams
 
     # the chunk map: phase-coloured cells, back-propagated marks, one row per recorded trajectory
     chunk = page.evaluate(

@@ -28,14 +28,14 @@ STREAM_RESPONSES = {200: {"content": {"text/event-stream": {}}, "description": "
 
 
 def resume_after(header: str | None, query: int | None) -> int:
-    """The id to resume after: the query parameter, else the header; an unusable header is ignored
+    """The id to resume after: the later of the query parameter (where a page starts its stream)
+    and the header (what EventSource sends when it reconnects); an unusable header is ignored
     (a fresh stream is always a safe answer)."""
-    if query is not None:
-        return query
     try:
-        return min(max(int(header or 0), 0), INT64_MAX)
+        from_header = min(max(int(header or 0), 0), INT64_MAX)
     except ValueError:
-        return 0
+        from_header = 0
+    return max(query or 0, from_header)
 
 
 @router.get(

@@ -275,6 +275,8 @@ class RunPage {
       query: { names: this.metricNames.join(","), since_step: sinceStep },
     });
     this.store.addSeries(answer.series);
+    // the live stream starts after what these series hold, not at the run's first event
+    this.streamAfter = Math.max(this.streamAfter ?? 0, answer.last_event_id ?? 0);
     for (const chart of this.charts) chart.render(this.store);
     this.store.commit();
   }
@@ -292,14 +294,20 @@ class RunPage {
 
   openStream() {
     if (this.stream) this.stream.close();
-    this.stream = openStream(this.source.events, {
-      metrics: (event) => {
+    const after = this.streamAfter ? `?last_event_id=${this.streamAfter}` : "";
+    // a stream opened again (after a requeue) starts after the last event this page saw
+    const seen = (handle) => (data, event) => {
+      this.streamAfter = Math.max(this.streamAfter ?? 0, Number(event.lastEventId) || 0);
+      handle(data);
+    };
+    this.stream = openStream(this.source.events + after, {
+      metrics: seen((event) => {
         const payload = event.payload || {};
         this.store.addRow(payload.step ?? event.step, payload.metrics);
         this.scheduleFlush();
-      },
-      status: (event) => quietly(this.onStatusEvent(event.payload || {}), "status update"),
-      chunks: (event) => this.onChunksEvent((event.payload || {}).step ?? event.step),
+      }),
+      status: seen((event) => quietly(this.onStatusEvent(event.payload || {}), "status update")),
+      chunks: seen((event) => this.onChunksEvent((event.payload || {}).step ?? event.step)),
     }, (state) => quietly(this.onStreamState(state), "stream state"));
   }
 
