@@ -1,4 +1,5 @@
-"""The dashboard: static HTML pages and assets from frontend/, plotly.js from the `plotly` wheel and
+"""The dashboard: HTML pages (frontend/pages/*, each put inside frontend/shell.html: one <head>,
+skip link and top bar for all) and assets from frontend/static, plotly.js from the `plotly` wheel and
 the API reference (/docs) with Swagger UI from the `fastapi-offline` wheel (no CDN: the lab
 machines may have no internet)."""
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -17,41 +18,43 @@ FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 router = APIRouter(include_in_schema=False)
 
 
-def _page(name: str) -> Response:
-    path = FRONTEND_DIR / name
-    if not path.is_file():
-        return PlainTextResponse(f"frontend/{name} is missing", status_code=404)
-    return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-cache"})
+def _page(name: str, title: str) -> Response:
+    """frontend/pages/`name` inside the shell, read per request (edit a page, reload the browser)."""
+    shell, path = FRONTEND_DIR / "shell.html", FRONTEND_DIR / "pages" / name
+    if not (shell.is_file() and path.is_file()):
+        return PlainTextResponse(f"frontend/pages/{name} or frontend/shell.html is missing", status_code=404)
+    html = shell.read_text().replace("{title}", title).replace("{body}", path.read_text())
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/")
 def index() -> Response:
-    return _page("index.html")
+    return _page("index.html", "Runs")
 
 
 @router.get("/runs/{run_id}")
 def run_page(run_id: int) -> Response:
-    return _page("run.html")
+    return _page("run.html", "Run")
 
 
 @router.get("/compare")
 def compare_page() -> Response:
-    return _page("compare.html")
+    return _page("compare.html", "Compare")
 
 
 @router.get("/labs")
 def labs_page() -> Response:
-    return _page("lab.html")
+    return _page("lab.html", "Lab")
 
 
 @router.get("/login")
 def login_page() -> Response:
-    return _page("login.html")
+    return _page("login.html", "Log in")
 
 
 @router.get("/share/{token}")
 def share_page(token: str) -> Response:
-    return _page("run.html")  # the run page mounts itself read-only on /share/ paths
+    return _page("run.html", "Shared run")  # the run page mounts itself read-only on /share/ paths
 
 
 def plotly_js() -> Path | None:
