@@ -23,20 +23,10 @@ import time
 import numpy as np
 
 from pcm_engine.config import RunConfig
+from pcm_engine.metrics import NullSink
 from pcm_engine.trainer import Trainer
 
 BUDGETS = (8, 12, 16)
-
-
-class NullSink:
-    def log_metrics(self, step, metrics):
-        pass
-
-    def log_chunks(self, step, records):
-        pass
-
-    def close(self):
-        pass
 
 
 def main() -> None:

@@ -157,6 +157,19 @@ class JsonlSink:
         self._chunks.close()
 
 
+class NullSink:
+    """Drops everything: for tools that drive a Trainer only for its rollouts or updates."""
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def log_chunks(self, step: int, records: list[ChunkRecord]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class FanOutSink:
     """Sends everything to several sinks (e.g. JSONL + a progress bar)."""
 
