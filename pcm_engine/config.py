@@ -261,6 +261,16 @@ class GRPOConfig(_Section):
     micro_batch_trajectories: int = Field(
         1, ge=1, le=1024, description="Trajectories per forward/backward (the paper: 1)."
     )
+    micro_batch_chunks: int = Field(
+        0,
+        ge=0,
+        le=65536,
+        description="0: micro-batches of micro_batch_trajectories trajectories. N > 0: pack the "
+        "chunks that take part into micro-batches of up to N chunks, across trajectories, so "
+        "PCM runs fewer, fuller forward/backward passes (faster where each pass costs a fixed "
+        "launch overhead, as small policies on a GPU; the activation peak is then N chunks' "
+        "whatever the selector).",
+    )
 
 
 class PhaseConfig(_Section):

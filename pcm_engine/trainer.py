@@ -344,7 +344,7 @@ class Trainer:
 
     def update(self, selection: Selection) -> dict[str, float]:
         """One PPO epoch over the update batch in mini-batches of trajectories; each mini-batch
-        is one optimizer step, accumulated over micro-batches of `micro_batch_trajectories`."""
+        is one optimizer step, accumulated over micro-batches (`_micro_batches`)."""
         g = self.config.grpo
         batch = selection.update_batch
         if batch.num_chunks == 0:
@@ -359,9 +359,7 @@ class Trainer:
             if normaliser <= 0:
                 continue
             self.optimizer.zero_grad(set_to_none=True)
-            for start in range(0, len(mini), g.micro_batch_trajectories):
-                micro = mini[start : start + g.micro_batch_trajectories]
-                rows = np.flatnonzero(np.isin(batch.traj, micro))
+            for rows in self._micro_batches(batch, mini, mini_rows):
                 meter = SavedTensorMeter(self._param_storages)
                 with meter.hooks():
                     log_probs, entropy = self.actor_forward(batch, rows)
@@ -403,6 +401,20 @@ class Trainer:
         if self.reference is not None:
             out[M.TRAIN_REF_KL] = totals["ref_kl"] / w
         return out
+
+    def _micro_batches(self, batch: ChunkBatch, mini: np.ndarray, mini_rows: np.ndarray) -> list[np.ndarray]:
+        """Chunk rows of each forward/backward of one mini-batch (trajectories `mini`, rows
+        `mini_rows`): whole trajectories, `micro_batch_trajectories` at a time, or with
+        `micro_batch_chunks` set, up to that many chunks at a time, packed across trajectories.
+        The loss is a sum normalised per mini-batch, so either way the gradient is the same."""
+        g = self.config.grpo
+        if g.micro_batch_chunks:
+            return [
+                mini_rows[i : i + g.micro_batch_chunks]
+                for i in range(0, len(mini_rows), g.micro_batch_chunks)
+            ]
+        step = g.micro_batch_trajectories
+        return [np.flatnonzero(np.isin(batch.traj, mini[i : i + step])) for i in range(0, len(mini), step)]
 
     @torch.no_grad()
     def _reference_log_probs(self, batch: ChunkBatch, rows: np.ndarray) -> torch.Tensor:

@@ -72,6 +72,51 @@ def test_full_and_pcm_with_budget_at_least_n_give_the_same_update(tiny, mixed, t
         torch.testing.assert_close(full[name], pcm[name], rtol=1e-5, atol=1e-6)
 
 
+def _count_forwards(trainer) -> list[int]:
+    sizes = []
+    real_forward = trainer.actor_forward
+
+    def spy(batch, rows):
+        sizes.append(len(rows))
+        return real_forward(batch, rows)
+
+    trainer.actor_forward = spy
+    return sizes
+
+
+@pytest.mark.parametrize("chunks", [1, 3, 5])
+def test_packing_chunks_across_trajectories_gives_the_same_update_in_fewer_passes(
+    tiny, mixed, tmp_path, chunks
+):
+    runs = {}
+    for name, overrides in {
+        "by_trajectory": dict(grpo__micro_batch_trajectories=1),
+        "packed": dict(grpo__micro_batch_chunks=chunks),
+    }.items():
+        trainer = Trainer(
+            tiny(pcm__selector="pcm", pcm__budget=2, grpo__mini_batches=1, **overrides),
+            tmp_path / name,
+            ListSink(),
+            resume=False,
+        )
+        mixed(trainer)
+        sizes = _count_forwards(trainer)
+        selection = trainer.select(trainer.rollout())
+        trainer.update(selection)
+        # AdamW's first moment after its first step is (1 - beta1) x the gradient: compare those
+        # (the parameters themselves move by ~lr x sign(gradient), which float noise can flip
+        # where a gradient is ~0)
+        moments = [trainer.optimizer.state[p]["exp_avg"].clone() for p in trainer.policy.parameters()]
+        runs[name] = (moments, sizes, selection)
+    (by_traj, traj_sizes, selection), (packed, packed_sizes, _) = runs["by_trajectory"], runs["packed"]
+    kept = len(selection.kept_rows)
+    assert sum(traj_sizes) == sum(packed_sizes) == kept  # every kept chunk once, either way
+    assert len(traj_sizes) == selection.update_batch.num_trajectories  # one pass per trajectory
+    assert packed_sizes == [chunks] * (kept // chunks) + ([kept % chunks] if kept % chunks else [])
+    for a, b in zip(by_traj, packed, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-9)
+
+
 def test_unbiased_reweight_with_every_chunk_kept_changes_nothing(tiny, mixed, tmp_path):
     none, _ = _one_update(tiny, mixed, tmp_path / "a", pcm__selector="full")
     unbiased, sel = _one_update(tiny, mixed, tmp_path / "b", pcm__selector="full", pcm__reweight="unbiased")
