@@ -7,7 +7,12 @@ depend on outcomes), then times `Trainer.update` for `full` and for `pcm` at B =
 alike. Micro-batches are one trajectory, as in the paper, so activation memory shows PCM's
 shrinking of each trajectory.
 
-    python bench/update_cost.py [--repeats 3] [--trajectories 16]
+    python bench/update_cost.py [--repeats 3] [--trajectories 16] [--set KEY=VALUE ...]
+
+`--set` changes any config field, e.g. a bigger policy on a GPU:
+`--set train.device=cuda --set policy.hidden_size=1024 --set policy.dtype=bfloat16`. On CUDA
+the table adds each method's peak GPU memory during its update (allocator peak, weights,
+optimizer state and the frozen batch included).
 
 Prints a table; the last line is one JSON object for the ≈19% row.
 """
@@ -21,8 +26,9 @@ import tempfile
 import time
 
 import numpy as np
+import torch
 
-from pcm_engine.config import RunConfig
+from pcm_engine.config import RunConfig, parse_set_arguments
 from pcm_engine.metrics import NullSink
 from pcm_engine.trainer import Trainer
 
@@ -33,6 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trajectories", type=int, default=16, help="multiple of 8")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
     config = RunConfig.from_dict(
@@ -46,10 +53,15 @@ def main() -> None:
             "grpo.temperature": 1.0,
             "pcm.selector": "full",
             "eval.every": 0,
+            **parse_set_arguments(args.overrides),
         },
     )
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, run_dir, NullSink(), resume=False)
+        cuda = trainer.device.type == "cuda"
+        params = sum(p.numel() for p in trainer.policy.parameters())
+        where = torch.cuda.get_device_name(trainer.device) if cuda else "cpu"
+        print(f"policy: {params / 1e6:.1f} M parameters, {config.policy.dtype}, on {where}")
         batch = trainer.rollout()
         batch.success[:] = np.arange(batch.num_trajectories) % 2 == 0  # every group mixed
         n_chunks = batch.num_chunks / batch.num_trajectories
@@ -58,6 +70,7 @@ def main() -> None:
         methods = [("full", None)] + [("pcm", b) for b in BUDGETS]
         times: dict[str, list[float]] = {}
         activation: dict[str, float] = {}
+        peak_gpu: dict[str, float] = {}
         kept_fraction: dict[str, float] = {}
         for repeat in range(args.repeats + 1):  # repeat 0 warms up and is not counted
             for selector, budget in methods:
@@ -65,8 +78,14 @@ def main() -> None:
                 trainer.config.pcm.selector = selector
                 trainer.config.pcm.budget = budget or 1
                 selection = trainer.select(batch)
+                if cuda:
+                    torch.cuda.synchronize(trainer.device)
+                    torch.cuda.reset_peak_memory_stats(trainer.device)
                 t0 = time.perf_counter()
                 stats = trainer.update(selection)
+                if cuda:
+                    torch.cuda.synchronize(trainer.device)
+                    peak_gpu[name] = torch.cuda.max_memory_allocated(trainer.device)
                 elapsed = time.perf_counter() - t0
                 if repeat:
                     times.setdefault(name, []).append(elapsed)
@@ -75,7 +94,9 @@ def main() -> None:
 
     full_t = statistics.median(times["full"])
     full_a = activation["full"]
-    print(f"\n{'method':<12}{'kept':>8}{'update s':>11}{'speed-up':>10}{'act. MB':>10}{'act. ratio':>12}")
+    gpu_head = f"{'peak GPU MB':>13}{'peak ratio':>12}" if peak_gpu else ""
+    head = f"{'method':<12}{'kept':>8}{'update s':>11}{'speed-up':>10}{'act. MB':>10}{'act. ratio':>12}"
+    print(f"\n{head}{gpu_head}")
     rows = {}
     for name in times:
         t = statistics.median(times[name])
@@ -86,9 +107,13 @@ def main() -> None:
             "activation_ratio": round(activation[name] / full_a, 4),
         }
         r = rows[name]
+        gpu_cols = ""
+        if peak_gpu:
+            r["peak_gpu_ratio"] = round(peak_gpu[name] / peak_gpu["full"], 4)
+            gpu_cols = f"{peak_gpu[name] / 2**20:>13.0f}{r['peak_gpu_ratio']:>12.3f}"
         print(
             f"{name:<12}{r['kept_fraction']:>8.3f}{t:>11.3f}{r['update_speedup']:>10.2f}"
-            f"{activation[name] / 2**20:>10.1f}{r['activation_ratio']:>12.3f}"
+            f"{activation[name] / 2**20:>10.1f}{r['activation_ratio']:>12.3f}{gpu_cols}"
         )
     target = rows["pcm B=12"]
     print(
