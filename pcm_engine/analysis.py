@@ -217,7 +217,6 @@ class NullScore:
     phase: str
     score: float
     null_mean: float
-    null_sd: float
     p_value: float  # share of shuffles scoring at least as high, counting the real one (never 0)
 
 
@@ -258,7 +257,6 @@ def shuffled_outcome_scores(
                 phase=phase,
                 score=value,
                 null_mean=float(null.mean()) if len(null) else float("nan"),
-                null_sd=float(null.std(ddof=1)) if len(null) > 1 else float("nan"),
                 p_value=float((1 + (null >= value).sum()) / (1 + len(null))),
             )
         )

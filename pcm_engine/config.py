@@ -267,9 +267,9 @@ class GRPOConfig(_Section):
         le=65536,
         description="0: micro-batches of micro_batch_trajectories trajectories. N > 0: pack the "
         "chunks that take part into micro-batches of up to N chunks, across trajectories, so "
-        "PCM runs fewer, fuller forward/backward passes (faster where each pass costs a fixed "
-        "launch overhead, as small policies on a GPU; the activation peak is then N chunks' "
-        "whatever the selector).",
+        "PCM runs fewer, fuller forward/backward passes: faster where each pass costs a fixed "
+        "launch overhead (small policies on a GPU), but every pass then holds up to N chunks "
+        "whatever the selector, so PCM saves time instead of activation memory.",
     )
 
 
