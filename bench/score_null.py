@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pcm_engine.analysis import shuffled_outcome_scores
 from pcm_engine.config import RunConfig, parse_set_arguments, resolve_preset
 from pcm_engine.metrics import NullSink
+from pcm_engine.pcm import shuffled_outcome_scores
 from pcm_engine.sft import resolve_start
 from pcm_engine.trainer import Trainer
 

@@ -6,11 +6,8 @@ score, `V_c ≥ C_c² / 4σ²`, which is why PCM may rank phases by `C_c` instea
 `V_c`. `per_phase_gradient_variance` measures `V_c` directly from sampled per-chunk gradients so
 the two can be compared on the same rollout batch; `spearman` says whether they rank phases alike.
 
-The outcome-shuffle null asks a prior question: does `C_c` measure a divergence at all? `C_c` is
-a norm of a difference of sample means, so it is positive even when successes and failures act
-alike, and larger for phases with fewer chunks. `shuffled_outcome_scores` recomputes it with
-outcomes shuffled among the trajectories of each group; a phase whose `C_c` sits near that null
-is ranked by its chunk count, not by what separates success from failure.
+A prior question, whether `C_c` measures a divergence at all, is answered by its outcome-shuffle
+null (`pcm_engine.pcm.shuffled_outcome_scores`, also a per-step metric).
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ import torch
 
 from pcm_engine import metrics as M
 from pcm_engine.grpo import clipped_surrogate, group_advantages
-from pcm_engine.pcm import phase_scores
 
 # --- rank correlation ---------------------------------------------------------------------------
 
@@ -192,75 +188,6 @@ def proxy_points(trainer, batches: int, samples_per_phase: int) -> list[ProxyPoi
             stats = measured[phase]
             points.append(ProxyPoint(index, phase, selection.scores[phase], stats.variance, stats.samples))
     return points
-
-
-# --- outcome-shuffle null of the phase score ----------------------------------------------------
-
-
-def shuffle_within_groups(
-    success: Sequence[bool], groups: Sequence[int], rng: np.random.Generator
-) -> np.ndarray:
-    """Per-trajectory outcomes permuted among the trajectories of each group (so every group
-    keeps its number of successes, and mixed groups stay mixed)."""
-    success, groups = np.asarray(success, dtype=bool), np.asarray(groups)
-    out = success.copy()
-    for group in np.unique(groups):
-        idx = np.flatnonzero(groups == group)
-        out[idx] = success[rng.permutation(idx)]
-    return out
-
-
-@dataclass(frozen=True)
-class NullScore:
-    """A phase's `C_c` on the real outcomes beside its values with outcomes shuffled."""
-
-    phase: str
-    score: float
-    null_mean: float
-    p_value: float  # share of shuffles scoring at least as high, counting the real one (never 0)
-
-
-def shuffled_outcome_scores(
-    chunk_actions: np.ndarray,
-    chunk_phases: Sequence[str],
-    chunk_traj: Sequence[int],
-    success: Sequence[bool],
-    groups: Sequence[int],
-    shuffles: int,
-    rng: np.random.Generator,
-) -> list[NullScore]:
-    """`C_c` per phase (spec §3, as `phase_scores`) against its outcome-shuffle null.
-
-    Chunk arrays (`chunk_actions` [M, L·D], `chunk_phases`, `chunk_traj`) index trajectories whose
-    `success` and `groups` are per trajectory. Each of `shuffles` draws permutes the outcomes
-    within groups and scores the same chunks again; a phase missing from a draw (possible when a
-    phase sits in a single trajectory) does not count in that draw."""
-    if shuffles < 1:
-        raise ValueError(f"shuffles must be >= 1, got {shuffles}")
-    traj = np.asarray(chunk_traj, dtype=np.int64)
-    success, groups = np.asarray(success, dtype=bool), np.asarray(groups)
-
-    def score(outcomes: np.ndarray) -> dict[str, float]:
-        return phase_scores(chunk_actions, chunk_phases, outcomes[traj], groups[traj])
-
-    real = score(success)
-    draws: dict[str, list[float]] = {phase: [] for phase in real}
-    for _ in range(shuffles):
-        for phase, value in score(shuffle_within_groups(success, groups, rng)).items():
-            if phase in draws:
-                draws[phase].append(value)
-    out = []
-    for phase, value in sorted(real.items()):
-        null = np.asarray(draws[phase])
-        out.append(
-            NullScore(
-                phase=phase,
-                score=value,
-                null_mean=float(null.mean()) if len(null) else float("nan"),
-                p_value=float((1 + (null >= value).sum()) / (1 + len(null))),
-            )
-        )
-    return out
 
 
 # --- reductions of metric rows ------------------------------------------------------------------

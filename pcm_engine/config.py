@@ -298,6 +298,14 @@ class PCMConfig(_Section):
     mask_records_trajectories: int = Field(
         8, ge=0, le=4096, description="Trajectories per step whose chunk masks are recorded."
     )
+    score_null_shuffles: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Per step, also report each phase's C_c with outcomes shuffled within groups, "
+        "averaged over this many shuffles (pcm/score_null/<phase>): C_c near it is chunk-count "
+        "noise, not divergence. Reporting only; 0 = off.",
+    )
 
 
 class SFTConfig(_Section):

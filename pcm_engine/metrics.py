@@ -57,6 +57,12 @@ def score_metric(phase: str) -> str:
     return f"pcm/score/{phase}"
 
 
+def score_null_metric(phase: str) -> str:
+    """`C_c^(t)` with outcomes shuffled within groups (mean over `pcm.score_null_shuffles`): the
+    level `score_metric` reaches by chunk-count noise alone."""
+    return f"pcm/score_null/{phase}"
+
+
 def keep_metric(phase: str) -> str:
     """`p_c`, the keep weight of a phase used for this step's selection."""
     return f"pcm/keep/{phase}"
@@ -108,7 +114,9 @@ PER_STEP_METRICS: tuple[str, ...] = (
 
 def all_metric_names() -> list[str]:
     """Every fixed metric name the engine can emit (per-task eval names excluded)."""
-    names = list(PER_STEP_METRICS) + [score_metric(c) for c in PHASES]
+    names = (
+        list(PER_STEP_METRICS) + [score_metric(c) for c in PHASES] + [score_null_metric(c) for c in PHASES]
+    )
     names += [EVAL_SUCCESS, EVAL_EPISODES, TIME_EVAL, TRAIN_REF_KL, MEM_PEAK_GPU]
     names += [SFT_LOSS, SFT_DEMO_CHUNKS]
     return names

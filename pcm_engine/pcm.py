@@ -59,6 +59,80 @@ def phase_scores(
     return {phase: float(np.mean(values)) for phase, values in per_phase.items()}
 
 
+# --- §3, our addition: the outcome-shuffle null of C_c --------------------------------------------
+
+
+def shuffle_within_groups(
+    success: Sequence[bool], groups: Sequence[int], rng: np.random.Generator
+) -> np.ndarray:
+    """Per-trajectory outcomes permuted among the trajectories of each group (so every group
+    keeps its number of successes, and mixed groups stay mixed)."""
+    success, groups = np.asarray(success, dtype=bool), np.asarray(groups)
+    out = success.copy()
+    for group in np.unique(groups):
+        idx = np.flatnonzero(groups == group)
+        out[idx] = success[rng.permutation(idx)]
+    return out
+
+
+@dataclass(frozen=True)
+class NullScore:
+    """A phase's `C_c` on the real outcomes beside its values with outcomes shuffled."""
+
+    phase: str
+    score: float
+    null_mean: float
+    p_value: float  # share of shuffles scoring at least as high, counting the real one (never 0)
+
+
+def shuffled_outcome_scores(
+    chunk_actions: np.ndarray,
+    chunk_phases: Sequence[str],
+    chunk_traj: Sequence[int],
+    success: Sequence[bool],
+    groups: Sequence[int],
+    shuffles: int,
+    rng: np.random.Generator,
+) -> list[NullScore]:
+    """`C_c` per phase (spec §3, as `phase_scores`) against its outcome-shuffle null.
+
+    `C_c` is a norm of a difference of sample means, so it is positive even when successes and
+    failures act alike, and larger for phases with fewer chunks. Shuffling outcomes among the
+    trajectories of each group shows that floor: a phase whose `C_c` sits near its null is
+    ranked by its chunk count, not by what separates success from failure.
+
+    Chunk arrays (`chunk_actions` [M, L·D], `chunk_phases`, `chunk_traj`) index trajectories whose
+    `success` and `groups` are per trajectory. Each of `shuffles` draws permutes the outcomes
+    within groups and scores the same chunks again; a phase missing from a draw (possible when a
+    phase sits in a single trajectory) does not count in that draw."""
+    if shuffles < 1:
+        raise ValueError(f"shuffles must be >= 1, got {shuffles}")
+    traj = np.asarray(chunk_traj, dtype=np.int64)
+    success, groups = np.asarray(success, dtype=bool), np.asarray(groups)
+
+    def score(outcomes: np.ndarray) -> dict[str, float]:
+        return phase_scores(chunk_actions, chunk_phases, outcomes[traj], groups[traj])
+
+    real = score(success)
+    draws: dict[str, list[float]] = {phase: [] for phase in real}
+    for _ in range(shuffles):
+        for phase, value in score(shuffle_within_groups(success, groups, rng)).items():
+            if phase in draws:
+                draws[phase].append(value)
+    out = []
+    for phase, value in sorted(real.items()):
+        null = np.asarray(draws[phase])
+        out.append(
+            NullScore(
+                phase=phase,
+                score=value,
+                null_mean=float(null.mean()) if len(null) else float("nan"),
+                p_value=float((1 + (null >= value).sum()) / (1 + len(null))),
+            )
+        )
+    return out
+
+
 # --- §4 keep weights ----------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ import copy
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from pcm_engine.pcm import (
     TrajectoryChunks,
     phase_scores,
     select_chunks,
+    shuffled_outcome_scores,
     unbiased_weights,
 )
 from pcm_engine.phases import PHASES, gripper_close_fraction, label_phases
@@ -119,6 +120,7 @@ class Selection:
     scores: dict[str, float]
     p: dict[str, float]
     refreshed: bool
+    score_nulls: dict[str, float] = field(default_factory=dict)  # when pcm.score_null_shuffles
 
 
 class Trainer:
@@ -333,7 +335,26 @@ class Trainer:
             scores=scores,
             p=p,
             refreshed=refreshed,
+            score_nulls=self._score_nulls(batch, chunk_phases),
         )
+
+    def _score_nulls(self, batch: ChunkBatch, chunk_phases: list[str]) -> dict[str, float]:
+        """Mean `C_c` per phase with outcomes shuffled within groups (reporting only: its
+        generator is derived from the seed and step, so it never moves training's RNGs)."""
+        shuffles = self.config.pcm.score_null_shuffles
+        if not shuffles:
+            return {}
+        rng = np.random.default_rng([self.config.train.seed, self.step_count + 1])
+        results = shuffled_outcome_scores(
+            batch.actions.reshape(batch.num_chunks, -1),
+            chunk_phases,
+            batch.traj,
+            batch.success,
+            batch.group,
+            shuffles,
+            rng,
+        )
+        return {r.phase: r.null_mean for r in results if np.isfinite(r.null_mean)}
 
     def actor_forward(self, batch: ChunkBatch, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced log-probs and entropy of the chunk rows `rows` — the only place the
@@ -450,6 +471,8 @@ class Trainer:
             out[M.kept_metric(phase)] = float((chunk_phases[sel.kept_rows] == phase).sum())
         for phase, score in sel.scores.items():
             out[M.score_metric(phase)] = score
+        for phase, null in sel.score_nulls.items():
+            out[M.score_null_metric(phase)] = null
         out[M.PCM_KEPT_CHUNKS] = float(len(sel.kept_rows))
         out[M.PCM_KEPT_FRACTION] = len(sel.kept_rows) / max(1, len(sel.available_rows))
         out[M.PCM_REFRESHED] = float(sel.refreshed)

@@ -9,6 +9,7 @@ import torch
 
 from pcm_engine import metrics as M
 from pcm_engine.metrics import JsonlSink, read_metrics
+from pcm_engine.phases import PHASES
 from pcm_engine.trainer import Trainer
 
 
@@ -148,6 +149,29 @@ def test_dynamic_sampling_skips_the_update_when_no_group_is_mixed(tiny, tmp_path
     assert out[M.TRAIN_UPDATED] == 0.0 and out[M.PCM_KEPT_CHUNKS] == 0
     for name, value in params(trainer).items():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+
+
+def test_score_nulls_are_reported_beside_the_scores_and_never_touch_training(tiny, mixed, tmp_path):
+    outs, states = {}, {}
+    for shuffles in (0, 8):
+        trainer = Trainer(
+            tiny(pcm__budget=2, pcm__score_null_shuffles=shuffles),
+            tmp_path / str(shuffles),
+            ListSink(),
+            resume=False,
+        )
+        mixed(trainer)
+        outs[shuffles] = trainer.step()
+        states[shuffles] = params(trainer)
+    off, on = outs[0], outs[8]
+    scored = [c for c in PHASES if M.score_metric(c) in on]
+    assert scored  # the forced-mixed groups give scores
+    assert not any(M.score_null_metric(c) in off for c in PHASES)
+    for phase in scored:
+        assert on[M.score_null_metric(phase)] >= 0
+        assert on[M.score_metric(phase)] == off[M.score_metric(phase)]
+    for name in states[0]:  # a reporting metric: training is bit-identical with it on
+        torch.testing.assert_close(states[0][name], states[8][name], rtol=0, atol=0)
 
 
 def test_step_emits_the_metric_contract_and_chunk_records(tiny, mixed, tmp_path):
