@@ -131,8 +131,15 @@ def test_pair_live_run_page_chunk_map_compare_and_share(stack, open_context, sho
             .filter((t) => t.type === 'scatter' && (t.line?.color || t.marker?.color))
             .map((t) => [t.name, id === 'chunk-map' ? t.marker.color : t.line.color])))"""
     )
-    phases = colours[0]
+    phases = {name: c for name, c in colours[0].items() if not name.endswith(" (shuffled)")}
     assert len(phases) == 5 and len(set(phases.values())) == 5
+    # beside each score, its outcome-shuffle null: same colour, dotted, in the phase's legend group
+    nulls = page.evaluate(
+        """() => document.getElementById('chart-score').data.filter((t) => t.name.endsWith(' (shuffled)'))
+          .map((t) => [t.name.replace(' (shuffled)', ''), t.line.color, t.line.dash, t.legendgroup])"""
+    )
+    assert {name: colour for name, colour, _, _ in nulls} == phases
+    assert {dash for _, _, dash, _ in nulls} == {"dot"} and all(group for *_, group in nulls)
     for other in colours[1:]:
         assert {name: other[name] for name in phases} == phases
 

@@ -25,9 +25,11 @@ const KNOWN = {
   MEM_PEAK_RSS: "mem/peak_rss_bytes",
 };
 
-// Per-phase families, as templates on the phase name (metrics.py: score_metric, keep_metric, ...).
+// Per-phase families, as templates on the phase name (metrics.py: score_metric, score_null_metric,
+// keep_metric, ...).
 const PER_PHASE = {
   score: "pcm/score/{phase}",
+  scoreNull: "pcm/score_null/{phase}",
   keep: "pcm/keep/{phase}",
   kept: "pcm/kept/{phase}",
   available: "pcm/available/{phase}",
@@ -56,6 +58,7 @@ function build(body) {
     phases,
     ...constants,
     score: family("score"),
+    scoreNull: family("scoreNull"),
     keep: family("keep"),
     kept: family("kept"),
     available: family("available"),

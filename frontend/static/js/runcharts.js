@@ -25,6 +25,7 @@ function phaseTraces(M, family, { line = {}, ...props } = {}) {
   return M.phases.map((phase, i) => ({
     ...props,
     name: phaseLabel(phase),
+    legendgroup: phase, // a phase's traces in one chart hide and show together
     value: M[family](phase),
     line: { ...line, color: phaseColor(phase, i) },
     ...(props.stackgroup ? { fillcolor: phaseColor(phase, i) } : {}),
@@ -68,11 +69,17 @@ export function runCharts(M) {
     {
       id: "chart-score",
       title: "Phase score C_c",
-      help: "success–failure action divergence per phase",
+      help: "success–failure action divergence per phase; dotted, where the run reports it "
+        + "(pcm.score_null_shuffles): the same score with outcomes shuffled within groups, "
+        + "the level chunk-count noise alone reaches",
       make: (node) => new LiveChart(node, {
         emptyText: "no score yet: C_c needs a group with both successes and failures",
         layout: { yaxis: { title: { text: "C_c" } } },
-        traces: phaseTraces(M, "score", { mode: "lines+markers", marker: { size: 4 } }),
+        traces: [
+          ...phaseTraces(M, "score", { mode: "lines+markers", marker: { size: 4 } }),
+          ...phaseTraces(M, "scoreNull", { line: { dash: "dot", width: 1 }, showlegend: false })
+            .map((trace) => ({ ...trace, name: `${trace.name} (shuffled)` })),
+        ],
       }),
     },
     {
@@ -162,7 +169,7 @@ export function runCharts(M) {
   ];
   const names = [
     M.ROLLOUT_SUCCESS, M.EVAL_SUCCESS, M.PCM_KEPT_FRACTION,
-    ...M.perPhase("score"), ...M.perPhase("keep"), ...M.perPhase("kept"), ...M.perPhase("available"),
+    ...M.perPhase("score"), ...M.perPhase("scoreNull"), ...M.perPhase("keep"), ...M.perPhase("kept"), ...M.perPhase("available"),
     M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER, M.TIME_STEP,
     M.MEM_ACTIVATION, M.MEM_PEAK_RSS,
     M.TRAIN_POLICY_LOSS, M.TRAIN_CLIP_FRACTION, M.TRAIN_ENTROPY, M.TRAIN_GRAD_NORM,
