@@ -69,9 +69,8 @@ export function runCharts(M) {
     {
       id: "chart-score",
       title: "Phase score C_c",
-      help: "success–failure action divergence per phase; dotted, where the run reports it "
-        + "(pcm.score_null_shuffles): the same score with outcomes shuffled within groups, "
-        + "the level chunk-count noise alone reaches",
+      help: "success–failure action divergence per phase; dotted: the same with outcomes "
+        + "shuffled (noise level)",
       make: (node) => new LiveChart(node, {
         emptyText: "no score yet: C_c needs a group with both successes and failures",
         layout: { yaxis: { title: { text: "C_c" } } },
