@@ -3,7 +3,7 @@
 Rolls out `--batches` rollout batches of the preset with one policy (by default the preset's
 shared SFT start, behaviour-cloned first if no run made it yet) and, per batch, compares each
 phase's `C_c` with its outcome-shuffle null: the same chunks scored again with outcomes permuted
-among the trajectories of each group (`pcm_engine.analysis.shuffled_outcome_scores`). A phase
+among the trajectories of each group (`pcm_engine.pcm.shuffled_outcome_scores`). A phase
 whose score sits near its null is ranked by how few chunks it has, not by how differently
 successes and failures act in it; PCM's keep weights then follow noise.
 
@@ -26,7 +26,6 @@ import numpy as np
 
 from pcm_engine.config import RunConfig, parse_set_arguments, resolve_preset
 from pcm_engine.metrics import NullSink
-from pcm_engine.pcm import shuffled_outcome_scores
 from pcm_engine.sft import resolve_start
 from pcm_engine.trainer import Trainer
 
@@ -59,16 +58,7 @@ def main() -> None:
             batch = trainer.rollout()
             labels = trainer.label(batch)
             phases = [label for traj in labels for label in traj]
-            scores = shuffled_outcome_scores(
-                batch.actions.reshape(batch.num_chunks, -1),
-                phases,
-                batch.traj,
-                batch.success,
-                batch.group,
-                args.shuffles,
-                rng,
-            )
-            for r in scores:
+            for r in trainer.shuffled_scores(batch, phases, args.shuffles, rng):
                 stats = per_phase[r.phase]
                 stats["score"].append(r.score)
                 stats["null"].append(r.null_mean)

@@ -30,6 +30,7 @@ from pcm_engine.grpo import group_advantages, mixed_group_mask, surrogate_sums
 from pcm_engine.metrics import ChunkRecord, MetricSink
 from pcm_engine.pcm import (
     KeepWeights,
+    NullScore,
     TrajectoryChunks,
     phase_scores,
     select_chunks,
@@ -345,7 +346,15 @@ class Trainer:
         if not shuffles:
             return {}
         rng = np.random.default_rng([self.config.train.seed, self.step_count + 1])
-        results = shuffled_outcome_scores(
+        results = self.shuffled_scores(batch, chunk_phases, shuffles, rng)
+        return {r.phase: r.null_mean for r in results if np.isfinite(r.null_mean)}
+
+    @staticmethod
+    def shuffled_scores(
+        batch: ChunkBatch, chunk_phases: list[str], shuffles: int, rng: np.random.Generator
+    ) -> list[NullScore]:
+        """`C_c` of a rollout batch beside its outcome-shuffle null (`shuffled_outcome_scores`)."""
+        return shuffled_outcome_scores(
             batch.actions.reshape(batch.num_chunks, -1),
             chunk_phases,
             batch.traj,
@@ -354,7 +363,6 @@ class Trainer:
             shuffles,
             rng,
         )
-        return {r.phase: r.null_mean for r in results if np.isfinite(r.null_mean)}
 
     def actor_forward(self, batch: ChunkBatch, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced log-probs and entropy of the chunk rows `rows` — the only place the
