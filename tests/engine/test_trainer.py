@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pcm_engine import metrics as M
+from pcm_engine.config import ConfigError
 from pcm_engine.metrics import JsonlSink, read_metrics
 from pcm_engine.phases import PHASES
 from pcm_engine.trainer import Trainer
@@ -83,6 +84,17 @@ def _count_forwards(trainer) -> list[int]:
 
     trainer.actor_forward = spy
     return sizes
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("grpo__micro_batch_chunks", -1), ("pcm__score_null_shuffles", -2), ("pcm__score_null_shuffles", 5000)],
+)
+def test_bad_micro_batch_or_shuffle_counts_are_refused_naming_the_field(tiny, key, value):
+    with pytest.raises(ConfigError) as err:
+        tiny(**{key: value})
+    assert err.value.fields == [key.replace("__", ".")]
+    assert key.replace("__", ".") in str(err.value)
 
 
 @pytest.mark.parametrize("chunks", [1, 3, 5])
