@@ -74,6 +74,14 @@ class TabletopConfig(_Section):
     move_scale: float = Field(
         0.04, gt=0, le=1, description="Gripper displacement per step for a full-scale action."
     )
+    grip_force: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Gripper command a held object needs: while held, a step whose command is "
+        "closed (> 0) but below this lets it slip out and drop (toppling above release_height); "
+        "0 = any closed command holds.",
+    )
 
 
 class LiberoConfig(_Section):
@@ -313,6 +321,13 @@ class SFTConfig(_Section):
 
     demos_per_task: int = Field(10, ge=1, le=100000)
     expert_noise: float = Field(0.0, ge=0, le=1, description="Std of noise on expert actions.")
+    expert_grip_noise: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Demonstrators squeeze unevenly: each closed gripper command is "
+        "1 - this * |N(0, 1)| (kept above 0), so with env.grip_force some demo grasps slip.",
+    )
     epochs: int = Field(30, ge=1, le=10000)
     batch_size: int = Field(64, ge=1, le=65536)
     lr: float = Field(1e-3, gt=0, le=1)

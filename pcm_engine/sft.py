@@ -29,7 +29,9 @@ def make_demos(config: RunConfig, env=None) -> DemoSet:
     per_task = min(config.sft.demos_per_task, env.num_init_states("train"))
     tasks = np.repeat(np.arange(env.num_tasks), per_task)
     inits = np.tile(np.arange(per_task), env.num_tasks)
-    expert = ScriptedExpert(noise=config.sft.expert_noise, seed=config.train.seed)
+    expert = ScriptedExpert(
+        noise=config.sft.expert_noise, grip_noise=config.sft.expert_grip_noise, seed=config.train.seed
+    )
     return collect_demos(env, tasks, inits, config.grpo.chunk_len, expert, split="train")
 
 

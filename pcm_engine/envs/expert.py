@@ -4,8 +4,9 @@ The expert reads the env's privileged state every step (block and target positio
 block) and acts in phases: move above the task's block at a safe height, descend, close and hold
 still for a few steps, lift, move above the target location, descend below the release height,
 open. Each phase is chosen from the current state, so a failed grasp or a missed placement is
-simply retried. Knobs make demos imperfect: Gaussian noise on the xyz action, and per-episode
-horizontal offsets of where it aims at the grasp and at the release.
+simply retried. Knobs make demos imperfect: Gaussian noise on the xyz action, per-episode
+horizontal offsets of where it aims at the grasp and at the release, and an uneven squeeze (a closed
+gripper command below 1, which slips a held block under the env's `grip_force`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ GRASP_Z = 0.02  # height it closes at (or half the env's grasp_height, if lower)
 SETTLE_STEPS = 2  # steps held closed and still after the grasp, before lifting
 XY_EPS = 0.02  # horizontal error below which it descends (doubled once low: hysteresis)
 Z_EPS = 0.01
+MIN_SQUEEZE = 0.05  # the weakest closed command an uneven squeeze gives (0 would mean "open")
 
 
 class ScriptedExpert:
@@ -33,11 +35,13 @@ class ScriptedExpert:
         noise: float = 0.0,
         grasp_offset: float = 0.0,
         place_offset: float = 0.0,
+        grip_noise: float = 0.0,
         seed: int = 0,
     ):
-        if min(noise, grasp_offset, place_offset) < 0:
-            raise ValueError("noise, grasp_offset and place_offset must be >= 0")
+        if min(noise, grasp_offset, place_offset, grip_noise) < 0:
+            raise ValueError("noise, grasp_offset, place_offset and grip_noise must be >= 0")
         self.noise = noise
+        self.grip_noise = grip_noise
         self.grasp_offset = grasp_offset
         self.place_offset = place_offset
         self._rng = np.random.default_rng(seed)
@@ -98,7 +102,10 @@ class ScriptedExpert:
         actions[:, :3] = np.clip(delta / cfg.move_scale, -1.0, 1.0)
         if self.noise > 0:
             actions[:, :3] = np.clip(actions[:, :3] + self._rng.normal(0.0, self.noise, (b, 3)), -1, 1)
-        actions[:, 6] = np.where(command, 1.0, -1.0)
+        squeeze = np.ones(b)
+        if self.grip_noise > 0:
+            squeeze = np.clip(1.0 - self.grip_noise * np.abs(self._rng.normal(0.0, 1.0, b)), MIN_SQUEEZE, 1.0)
+        actions[:, 6] = np.where(command, squeeze, -1.0)
         return actions
 
 

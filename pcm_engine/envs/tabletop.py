@@ -13,11 +13,15 @@ accepted and ignored (a point gripper has no orientation); `gripper > 0` command
   the block under the gripper. Otherwise it closes on nothing and must reopen to retry.
 - Release: when the command goes closed -> open, the held block drops at the gripper's xy. Above
   `release_height` it topples (lies on its side: it can never count as placed, nor be grasped).
+- Grip force (`grip_force`, 0 = off): the command's magnitude is the squeeze. A held block slips
+  out on any step whose command is closed but below `grip_force`, and drops like a release (the
+  fingers stay shut on nothing, so a re-grasp needs them opened first).
 - Success (sticky): the task's block rests upright within `place_tolerance` (horizontally) of the
   task's target location (a plate, or another upright resting block for "stack" tasks).
 
-So approach and transport are easy (no obstacles, any path works) while success hinges on precise
-alignment before the grasp and a precise, low release.
+So approach and transport are easy (no obstacles, any path works; under a grip force, any path with
+a firm squeeze) while success hinges on precise alignment before the grasp, holding on to the
+block, and a precise, low release.
 
 Tasks: `TASKS` lists the whole suite (object-, goal- and spatial-style, like LIBERO's suites).
 `config.tasks` restricts it; the env's task ids 0..num_tasks-1 then index that restricted list
@@ -526,6 +530,7 @@ class TabletopEnv:
         )
         just_closed = (self._open_steps > 0) & (new_open_steps == 0)
         release = holding & (new_open_steps >= RELEASE_OPENING * cfg.gripper_steps)
+        release |= holding & active & command & (actions[:, 6] < cfg.grip_force)  # a slip
         self._open_steps = new_open_steps
 
         if release.any():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pcm_engine.config import TabletopConfig
-from pcm_engine.envs.expert import DemoSet, ScriptedExpert, collect_demos
+from pcm_engine.envs.expert import MIN_SQUEEZE, DemoSet, ScriptedExpert, collect_demos
 from pcm_engine.envs.tabletop import TabletopEnv
 
 CFG = TabletopConfig()
@@ -41,6 +41,26 @@ def test_zero_noise_expert_solves_every_task(split):
 def test_noise_knobs_reduce_success(knobs, at_most):
     env = TabletopEnv(CFG)
     assert run(env, ScriptedExpert(**knobs, seed=1), per_task=10).mean() <= at_most
+
+
+def test_uneven_squeeze_slips_blocks_only_under_a_grip_force():
+    firm = TabletopEnv(TabletopConfig(grip_force=0.5))
+    assert run(firm, ScriptedExpert(grip_noise=0.5, seed=1), per_task=10).mean() <= 0.5
+    assert run(firm, ScriptedExpert(seed=1), per_task=10).mean() >= 0.98
+    assert run(TabletopEnv(CFG), ScriptedExpert(grip_noise=0.5, seed=1), per_task=10).mean() >= 0.98
+
+
+def test_uneven_squeeze_stays_a_closed_command():
+    env = TabletopEnv(CFG)
+    env.reset([0, 6], [0, 1], "train")
+    expert = ScriptedExpert(grip_noise=1.0, seed=0)
+    closed = []
+    while not env.done.all():
+        action = expert.act(env)
+        closed.extend(action[action[:, 6] > -1, 6])
+        env.step(action)
+    closed = np.array(closed)
+    assert closed.min() >= MIN_SQUEEZE and closed.max() <= 1.0 and closed.std() > 0.1
 
 
 def test_small_noise_keeps_expert_competent_but_slower():

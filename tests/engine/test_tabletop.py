@@ -330,3 +330,32 @@ def test_instant_gripper_when_gripper_steps_is_one():
     assert env.held_block[0] == env.target_block[0]
     hold(env, OPEN, steps=1)
     assert env.held_block[0] == -1
+
+
+def test_a_weak_grip_lets_a_held_block_slip_and_drop():
+    cfg = TabletopConfig(grip_force=0.5)
+    env = TabletopEnv(cfg)
+    env.reset([0] * 3, [5] * 3, "train")
+    goto(env, at(target_block_xy(env), 0.02), OPEN)
+    hold(env, CLOSE)
+    assert (env.held_block == env.target_block).all()
+    # Carry high, then squeeze with 0.6 (holds), 0.3 (slips) and 0.3 after lowering (slips upright).
+    heights = np.array([0.3, 0.3, cfg.release_height - 0.05])
+    goto(env, at(np.zeros((3, 2)), 0.0) + np.c_[np.zeros((3, 2)), heights], CLOSE)
+    assert (env.held_block == env.target_block).all()
+    action = np.zeros((3, 7))
+    action[:, 6] = [0.6, 0.3, 0.3]
+    env.step(action)
+    np.testing.assert_array_equal(env.held_block == env.target_block, [True, False, False])
+    np.testing.assert_array_equal(env.block_toppled[np.arange(3), env.target_block], [False, True, False])
+    assert env.gripper_closed.all()  # the fingers stay shut on nothing: a re-grasp must reopen
+    np.testing.assert_allclose(target_block_xy(env)[1:], 0.0)  # it dropped where it was
+
+
+def test_grip_force_zero_holds_with_any_closed_command():
+    env = TabletopEnv(CFG)
+    env.reset([0], [5], "train")
+    goto(env, at(target_block_xy(env), 0.02), OPEN)
+    hold(env, CLOSE)
+    goto(env, at(np.zeros((1, 2)), 0.3), 0.01)
+    assert (env.held_block == env.target_block).all()
