@@ -176,9 +176,22 @@ def cmd_eval(args: argparse.Namespace) -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:
-    """SFT once, then GRPO (`full`) and PCM from that start with identical settings."""
+    """SFT once, then GRPO (`full`, from `--grpo-config`) and PCM (from `--config`) from that
+    start. The two configs may differ in RL settings (the PCM preset spends its faster update on
+    more rollouts per step) but must share the SFT start: env, policy, SFT recipe and seed."""
+    from pcm_engine.sft import sft_start_key
+
     out = Path(args.out)
-    base = load_config(args)
+    overrides = parse_set_arguments(args.set or [])
+    bases = {
+        "full": RunConfig.load(resolve_preset(args.grpo_config), overrides),
+        "pcm": RunConfig.load(resolve_preset(args.config), overrides),
+    }
+    if sft_start_key(bases["full"]) != sft_start_key(bases["pcm"]):
+        raise ValueError(
+            f"--grpo-config {args.grpo_config} and --config {args.config} need the same SFT start "
+            "(env, policy, sft, grpo.chunk_len, eval and train.seed must match)"
+        )
     sft_dir = out / "sft"
     if not (sft_dir / "policy").is_dir():
         tqdm.write(f"[1/3] behaviour cloning from scripted demos -> {sft_dir}", file=sys.stderr)
@@ -186,14 +199,14 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         cmd_sft(args)
     results = {}
     for i, selector in enumerate(("full", "pcm"), start=2):
-        overrides = {
+        run_overrides = {
             "pcm.selector": selector,
             "policy.pretrained": str(sft_dir / "policy"),
             "name": selector,
         }
         if args.steps is not None:
-            overrides["train.steps"] = args.steps
-        config = RunConfig.from_dict(base.to_dict(), overrides)
+            run_overrides["train.steps"] = args.steps
+        config = RunConfig.from_dict(bases[selector].to_dict(), run_overrides)
         label = "GRPO (every chunk)" if selector == "full" else "PCM"
         tqdm.write(f"[{i}/3] {label} -> {out / selector}", file=sys.stderr)
         results[selector] = run_training(config, out / selector)
@@ -258,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="SFT, then GRPO vs PCM side by side (the quick tour)")
     _add_config_args(p)
     p.add_argument("--out", default="runs/demo")
+    p.add_argument(
+        "--grpo-config",
+        default="tabletop_grpo",
+        help="YAML file or preset of the GRPO run (default: tabletop_grpo; give --config's for "
+        "two runs identical but for pcm.selector)",
+    )
     p.add_argument("--steps", type=int, help="RL steps per method (default: the preset's)")
     p.set_defaults(func=cmd_demo)
 

@@ -109,6 +109,18 @@ def test_demo_runs_sft_then_grpo_and_pcm_from_the_same_start(tmp_path):
         assert f"selector: {selector}" in saved
         assert "pretrained: demo/sft/policy" in saved
     assert result["full"]["eval_success_start"] == result["pcm"]["eval_success_start"]
+    # GRPO runs tabletop_grpo's RL settings, PCM tabletop_pcm's (one optimizer step per step)
+    assert "mini_batches: 4" in (tmp_path / "demo" / "full" / "config.yaml").read_text()
+    assert "mini_batches: 1" in (tmp_path / "demo" / "pcm" / "config.yaml").read_text()
+
+
+def test_demo_refuses_configs_that_need_different_sft_starts(tmp_path):
+    grpo = tmp_path / "grpo.yaml"
+    grpo.write_text("env:\n  grip_force: 0.3\n")
+    proc = pcm("demo", "--out", "demo", "--grpo-config", str(grpo), *tiny_sets(), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "need the same SFT start" in proc.stderr
+    assert not (tmp_path / "demo").exists()
 
 
 @pytest.mark.slow
