@@ -44,7 +44,9 @@ from reproduce_report import FIGURES, RESULTS_MD, ROOT, build_report
 from pcm_engine.analysis import proxy_points
 from pcm_engine.config import RunConfig, resolve_preset
 
-PRESET = "tabletop_pcm"
+# The paper's protocol: every method takes GRPO's rollouts and optimiser settings; only pcm.selector,
+# pcm.budget and pcm.reweight differ (tabletop_pcm itself spends PCM's saved time on more rollouts).
+PRESET = "tabletop_grpo"
 SFT_SEED = 0
 PROXY_SEED = 2_000_003  # the proxy check's own rollouts: never the same draws as a training step
 
