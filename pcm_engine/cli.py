@@ -54,9 +54,10 @@ class ProgressSink:
         self.bar.close()
 
 
-def load_config(args: argparse.Namespace) -> RunConfig:
+def load_config(args: argparse.Namespace, config: str | None = None) -> RunConfig:
+    """`config` (default `--config`): a preset name or YAML path, with the `--set` overrides."""
     overrides = parse_set_arguments(args.set or [])
-    return RunConfig.load(resolve_preset(args.config), overrides)
+    return RunConfig.load(resolve_preset(config or args.config), overrides)
 
 
 def _add_config_args(p: argparse.ArgumentParser, default: str = "tabletop_pcm") -> None:
@@ -182,11 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     from pcm_engine.sft import sft_start_key
 
     out = Path(args.out)
-    overrides = parse_set_arguments(args.set or [])
-    bases = {
-        "full": RunConfig.load(resolve_preset(args.grpo_config), overrides),
-        "pcm": RunConfig.load(resolve_preset(args.config), overrides),
-    }
+    bases = {"full": load_config(args, args.grpo_config), "pcm": load_config(args)}
     if sft_start_key(bases["full"]) != sft_start_key(bases["pcm"]):
         raise ValueError(
             f"--grpo-config {args.grpo_config} and --config {args.config} need the same SFT start "

@@ -102,7 +102,7 @@ class ScriptedExpert:
         actions[:, :3] = np.clip(delta / cfg.move_scale, -1.0, 1.0)
         if self.noise > 0:
             actions[:, :3] = np.clip(actions[:, :3] + self._rng.normal(0.0, self.noise, (b, 3)), -1, 1)
-        squeeze = np.ones(b)
+        squeeze = 1.0
         if self.grip_noise > 0:
             squeeze = np.clip(1.0 - self.grip_noise * np.abs(self._rng.normal(0.0, 1.0, b)), MIN_SQUEEZE, 1.0)
         actions[:, 6] = np.where(command, squeeze, -1.0)
