@@ -88,9 +88,16 @@ def _count_forwards(trainer) -> list[int]:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("grpo__micro_batch_chunks", -1), ("pcm__score_null_shuffles", -2), ("pcm__score_null_shuffles", 5000)],
+    [
+        ("grpo__micro_batch_chunks", -1),
+        ("pcm__score_null_shuffles", -2),
+        ("pcm__score_null_shuffles", 5000),
+        ("env__grip_force", 1.0),
+        ("env__grip_force", -0.1),
+        ("sft__expert_grip_noise", -1),
+    ],
 )
-def test_bad_micro_batch_or_shuffle_counts_are_refused_naming_the_field(tiny, key, value):
+def test_out_of_bounds_run_settings_are_refused_naming_the_field(tiny, key, value):
     with pytest.raises(ConfigError) as err:
         tiny(**{key: value})
     assert err.value.fields == [key.replace("__", ".")]
