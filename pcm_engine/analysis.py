@@ -181,9 +181,10 @@ def proxy_points(trainer, batches: int, samples_per_phase: int) -> list[ProxyPoi
     trainer's RNGs and keep-weight buffers advance)."""
     points = []
     for index in range(batches):
-        batch = trainer.rollout()
+        batch = trainer.rollout(probe=index)
         selection = trainer.select(batch)
-        measured = per_phase_gradient_variance(trainer, batch, selection, samples_per_phase, trainer.rng)
+        rng = trainer.stream("selection", index + 1)
+        measured = per_phase_gradient_variance(trainer, batch, selection, samples_per_phase, rng)
         for phase in sorted(set(measured) & set(selection.scores)):
             stats = measured[phase]
             points.append(ProxyPoint(index, phase, selection.scores[phase], stats.variance, stats.samples))

@@ -43,10 +43,10 @@ def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
     return found[-1] if found else None
 
 
-def rng_state(np_rng: np.random.Generator, torch_gen: torch.Generator) -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
+    """The process-wide generators (python, numpy, torch). The trainer's own draws come from
+    per-step streams (`pcm_engine.seeding`) that need no saved state."""
     state = {
-        "numpy_generator": np_rng.bit_generator.state,
-        "torch_generator": torch_gen.get_state(),
         "python": random.getstate(),
         "numpy_global": np.random.get_state(),
         "torch_cpu": torch.get_rng_state(),
@@ -56,9 +56,7 @@ def rng_state(np_rng: np.random.Generator, torch_gen: torch.Generator) -> dict[s
     return state
 
 
-def restore_rng_state(state: dict[str, Any], np_rng: np.random.Generator, torch_gen: torch.Generator) -> None:
-    np_rng.bit_generator.state = state["numpy_generator"]
-    torch_gen.set_state(state["torch_generator"])
+def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy_global"])
     torch.set_rng_state(state["torch_cpu"])

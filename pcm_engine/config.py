@@ -287,11 +287,26 @@ class PhaseConfig(_Section):
     sustained: float = Field(0.75, ge=0, le=1, description="g threshold of a grasp interval.")
     active: float = Field(0.5, ge=0, le=1, description="g threshold of active_grip.")
     pre_low: float = Field(0.1, ge=0, le=1, description="Lower g bound of pre_grasp.")
-    tail: float = Field(0.1, ge=0, le=1, description="Lower g bound of release_ramp.")
+    release_low: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Optional lower g bound of release_ramp; 0 = the paper's rule.",
+    )
     window: int = Field(3, ge=0, le=64, description="Chunks before/after a grasp interval.")
     no_grasp: Literal["approach", "tail"] = Field(
-        "approach", description="Label of every chunk of a trajectory that never grasps."
+        "approach",
+        description="Label of the chunks of a trajectory that never grasps (its active_grip "
+        "chunks, g >= active, stay active_grip).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_tail(cls, data: Any) -> Any:
+        """Configs saved before the rename call release_low `tail`; they load unchanged."""
+        if isinstance(data, dict) and "tail" in data and "release_low" not in data:
+            data = {("release_low" if key == "tail" else key): value for key, value in data.items()}
+        return data
 
 
 class PCMConfig(_Section):
@@ -306,13 +321,26 @@ class PCMConfig(_Section):
     mask_records_trajectories: int = Field(
         8, ge=0, le=4096, description="Trajectories per step whose chunk masks are recorded."
     )
+    score: Literal["paper", "debiased"] = Field(
+        "paper",
+        description="Phase score (§3), reported per step as pcm/score/<phase>. paper: C_c = "
+        "||mu+ - mu-|| over chunks, which rises on noise alone as a phase's chunk count falls. "
+        "debiased: signed D^2 = ||mean m+ - mean m-||^2 - tr(S)(1/k+ + 1/k-) over per-trajectory "
+        "mean actions m_i (0 on average without signal); keep weights use "
+        "s_c = sqrt(max(0, block mean of D^2)).",
+    )
+    score_dims: Literal["env", "all"] = Field(
+        "env",
+        description="Action dimensions the phase score compares: env = those the environment "
+        "acts on (tabletop: x, y, z, gripper; LIBERO: all 7); all = every dimension.",
+    )
     score_null_shuffles: int = Field(
         0,
         ge=0,
         le=1000,
-        description="Per step, also report each phase's C_c with outcomes shuffled within groups, "
-        "averaged over this many shuffles (pcm/score_null/<phase>): C_c near it is chunk-count "
-        "noise, not divergence. Reporting only; 0 = off.",
+        description="Per step, also report each phase's score (pcm.score) with outcomes shuffled "
+        "within groups, averaged over this many shuffles (pcm/score_null/<phase>): a score near "
+        "it is chunk-count noise, not divergence. Reporting only; 0 = off.",
     )
 
 
@@ -332,6 +360,17 @@ class SFTConfig(_Section):
     batch_size: int = Field(64, ge=1, le=65536)
     lr: float = Field(1e-3, gt=0, le=1)
     weight_decay: float = Field(0.0, ge=0, le=1)
+    pretrain_demos_per_task: int = Field(
+        0,
+        ge=0,
+        le=100000,
+        description="Two-stage start (tabletop): first behaviour-clone a fresh policy on this many "
+        "demos of every suite task that is NOT in env.tasks, then fine-tune it on "
+        "demos_per_task demos of the target tasks (epochs, lr). Like the paper's start: a "
+        "pretrained policy fine-tuned on few demos. 0 = one stage, from random weights.",
+    )
+    pretrain_epochs: int = Field(6, ge=1, le=10000, description="Epochs of the pre-training stage.")
+    pretrain_lr: float = Field(3e-4, gt=0, le=1, description="Learning rate of the pre-training stage.")
 
 
 class EvalConfig(_Section):

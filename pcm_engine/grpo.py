@@ -87,7 +87,7 @@ def surrogate_sums(
     """Weighted token sums of the full objective for one micro-batch.
 
     All token tensors are `[chunks, L·D]`; `advantages` and `weights` are per chunk `[chunks]`
-    (a chunk's weight is 1, or `N_c / b_c` under `reweight: unbiased`).
+    (a chunk's weight is 1, or `1 / π` under `reweight: unbiased`, before `trajectory_mean`).
     """
     adv = advantages[:, None].expand_as(log_probs)
     w = weights[:, None].expand_as(log_probs)

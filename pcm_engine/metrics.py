@@ -53,13 +53,14 @@ MEM_PEAK_GPU = "mem/peak_gpu_bytes"
 
 
 def score_metric(phase: str) -> str:
-    """`C_c^(t)`, the success–failure divergence of a phase at this step."""
+    """The success–failure divergence of a phase at this step: the step's value of the run's
+    `pcm.score` estimator (`C_c^(t)` for `paper`, the signed `D²` for `debiased`)."""
     return f"pcm/score/{phase}"
 
 
 def score_null_metric(phase: str) -> str:
-    """`C_c^(t)` with outcomes shuffled within groups (mean over `pcm.score_null_shuffles`): the
-    level `score_metric` reaches by chunk-count noise alone."""
+    """`score_metric` (the run's `pcm.score`) with outcomes shuffled within groups (mean over
+    `pcm.score_null_shuffles`): the level it reaches by chunk-count noise alone."""
     return f"pcm/score_null/{phase}"
 
 

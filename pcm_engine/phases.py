@@ -57,28 +57,28 @@ def label_phases(
     active: float = 0.5,
     pre_low: float = 0.1,
     window: int = 3,
-    tail: float = 0.1,
+    release_low: float = 0.0,
     no_grasp: str = "approach",
 ) -> list[str]:
     """Phase name of every chunk of one trajectory, first rule that applies wins (§2):
 
-    1. `active_grip`  — `g >= active`;
+    1. `active_grip`  — `g >= active` (in every trajectory, with a grasp interval or not);
     2. `pre_grasp`    — one of the `window` chunks right before a grasp interval, `pre_low <= g < active`;
-    3. `release_ramp` — one of the `window` chunks right after a grasp interval, `tail <= g < active`;
+    3. `release_ramp` — one of the `window` chunks right after a grasp interval, `release_low <= g < active`;
     4. `approach`     — any other chunk before the start of some later grasp interval;
     5. `tail`         — everything else (after the final release).
 
-    `pre_low` and `tail` are the gripper-ramp lower bounds of the two transition phases: a
-    transition chunk is one where the gripper is partly closed. Setting either to 0 widens that
-    phase to every chunk of its window. A trajectory with no grasp interval is labelled
-    `no_grasp` throughout ("approach" by default: it never got past approaching).
+    `pre_low` is pre_grasp's lower g bound (0 widens pre_grasp to every chunk of its window).
+    `release_low` is an opt-in lower bound of release_ramp; the paper's rule has none (0).
+    In a trajectory with no grasp interval, the chunks that are not `active_grip` are labelled
+    `no_grasp` ("approach" by default: it never got past approaching).
     """
     if no_grasp not in PHASES:
         raise ValueError(f"no_grasp must be one of {PHASES}, got '{no_grasp}'")
     g = [float(v) for v in g]
     intervals = grasp_intervals(g, sustained)
     if not intervals:
-        return [no_grasp] * len(g)
+        return ["active_grip" if value >= active else no_grasp for value in g]
 
     before = set()  # chunks within `window` before some grasp interval
     after = set()  # chunks within `window` after some grasp interval
@@ -93,7 +93,7 @@ def label_phases(
             labels.append("active_grip")
         elif k in before and value >= pre_low:
             labels.append("pre_grasp")
-        elif k in after and value >= tail:
+        elif k in after and value >= release_low:
             labels.append("release_ramp")
         elif k < last_start:
             labels.append("approach")

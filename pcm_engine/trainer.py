@@ -33,6 +33,7 @@ from pcm_engine.pcm import (
     NullScore,
     TrajectoryChunks,
     phase_scores,
+    score_features,
     select_chunks,
     shuffled_outcome_scores,
     unbiased_weights,
@@ -40,6 +41,7 @@ from pcm_engine.pcm import (
 from pcm_engine.phases import PHASES, gripper_close_fraction, label_phases
 from pcm_engine.policies import VLAPolicy
 from pcm_engine.rollout import ChunkBatch, collect_rollouts
+from pcm_engine.seeding import step_stream, step_torch_generator
 
 RUNTIME_POLICY_FIELDS = ("lora", "dtype", "gradient_checkpointing", "max_instruction_bytes")
 """Policy settings a run may change on a loaded checkpoint (architecture fields come from it)."""
@@ -122,6 +124,9 @@ class Selection:
     p: dict[str, float]
     refreshed: bool
     score_nulls: dict[str, float] = field(default_factory=dict)  # when pcm.score_null_shuffles
+    # reweight unbiased: [trajectories of update_batch] each one's total chunk weight had every
+    # chunk been kept; a mini-batch's loss is normalised by their sum, which no draw changes
+    full_weights: np.ndarray | None = None
 
 
 class Trainer:
@@ -145,9 +150,9 @@ class Trainer:
         self.reference = None
         if g.kl_coef > 0:
             self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
-        self.keep = KeepWeights(PHASES, config.pcm.refresh_every, config.pcm.p_min)
-        self.rng = np.random.default_rng(config.train.seed)
-        self.sampler = torch.Generator(device=self.device).manual_seed(config.train.seed)
+        self.keep = KeepWeights(
+            PHASES, config.pcm.refresh_every, config.pcm.p_min, estimator=config.pcm.score
+        )
         self.step_count = 0
         self.stopped_early = False
         self._last_log = time.perf_counter()
@@ -165,7 +170,7 @@ class Trainer:
         state = load_checkpoint(checkpoint, policy=self.policy, optimizer=self.optimizer)
         self.step_count = int(state["step"])
         self.keep.load_state_dict(state["keep_weights"])
-        restore_rng_state(state["rng"], self.rng, self.sampler)
+        restore_rng_state(state["rng"])
         self.resumed_checkpoint = checkpoint.path
         return self.step_count
 
@@ -178,7 +183,7 @@ class Trainer:
             optimizer=self.optimizer,
             trainer_state={
                 "keep_weights": self.keep.state_dict(),
-                "rng": rng_state(self.rng, self.sampler),
+                "rng": rng_state(),
             },
             keep_last=self.config.train.keep_checkpoints,
         )
@@ -249,10 +254,16 @@ class Trainer:
 
     # --- the pieces ------------------------------------------------------------------------------
 
-    def rollout(self) -> ChunkBatch:
+    def rollout(self, *, probe: int | None = None) -> ChunkBatch:
+        """Rollouts of the coming step: its task/init-state schedule and the policy's sampling
+        each come from their own stream, so runs with one seed see the same groups whatever
+        their selector (spec §6). `probe` = k draws the k-th extra batch of this step instead
+        (analysis that samples several batches without training)."""
         g = self.config.grpo
-        tasks = self.rng.integers(0, self.env.num_tasks, size=g.groups_per_step)
-        inits = self.rng.integers(0, self.env.num_init_states("train"), size=g.groups_per_step)
+        extra = () if probe is None else (probe + 1,)
+        schedule = self.stream("schedule", *extra)
+        tasks = schedule.integers(0, self.env.num_tasks, size=g.groups_per_step)
+        inits = schedule.integers(0, self.env.num_init_states("train"), size=g.groups_per_step)
         return collect_rollouts(
             self.env,
             self.policy,
@@ -261,8 +272,14 @@ class Trainer:
             np.repeat(np.arange(g.groups_per_step), g.group_size),
             chunk_len=g.chunk_len,
             temperature=g.temperature,
-            generator=self.sampler,
+            generator=step_torch_generator(
+                self.config.train.seed, "rollout", self.step_count + 1, self.device, *extra
+            ),
         )
+
+    def stream(self, purpose: str, *extra: int) -> np.random.Generator:
+        """This step's random stream for `purpose` (`pcm_engine.seeding`)."""
+        return step_stream(self.config.train.seed, purpose, self.step_count + 1, *extra)
 
     def label(self, batch: ChunkBatch) -> list[list[str]]:
         ph = self.config.pcm.phases
@@ -277,7 +294,7 @@ class Trainer:
                     active=ph.active,
                     pre_low=ph.pre_low,
                     window=ph.window,
-                    tail=ph.tail,
+                    release_low=ph.release_low,
                     no_grasp=ph.no_grasp,
                 )
             )
@@ -289,10 +306,12 @@ class Trainer:
         labels = self.label(batch)
         chunk_phases = [label for traj in labels for label in traj]  # rows are trajectory-major
         scores = phase_scores(
-            batch.actions.reshape(batch.num_chunks, -1),
+            score_features(batch.actions, self.score_dims),
             chunk_phases,
             batch.success[batch.traj],
             batch.group[batch.traj],
+            traj=batch.traj,
+            estimator=cfg.pcm.score,
         )
         refreshed = self.keep.update(scores)
         p = self.keep.p
@@ -303,25 +322,16 @@ class Trainer:
             else np.ones(batch.num_trajectories, dtype=bool)
         )
         trajectories = np.flatnonzero(eligible)
+        chunks = [TrajectoryChunks(labels[t]) for t in trajectories]
         kept_per_traj = select_chunks(
             cfg.pcm.selector,
-            [TrajectoryChunks(labels[t]) for t in trajectories],
+            chunks,
             p,
             cfg.pcm.budget,
-            self.rng,
+            self.stream("selection"),
         )
-        kept_rows, weights = [], []
-        for t, kept in zip(trajectories, kept_per_traj, strict=True):
-            rows = batch.chunks_of(t)
-            kept_rows.append(rows[kept])
-            if cfg.pcm.reweight == "unbiased":
-                weights.append(unbiased_weights(labels[t], kept))
-            else:
-                weights.append(np.ones(len(kept)))
-        if cfg.grpo.loss_agg == "trajectory_mean":
-            # failed rollouts run longer than successful ones; without this, their extra chunks
-            # outweigh the successes and the update mostly pushes probability away
-            weights = [w / w.sum() if w.sum() > 0 else w for w in weights]
+        kept_rows = [batch.chunks_of(t)[kept] for t, kept in zip(trajectories, kept_per_traj, strict=True)]
+        weights, full_weights = self._loss_weights(chunks, p, kept_per_traj)
         kept_rows_arr = np.concatenate(kept_rows) if kept_rows else np.zeros(0, dtype=np.int64)
         weights_arr = np.concatenate(weights) if weights else np.zeros(0)
         update_batch = batch.subset(kept_rows_arr).select_trajectories(eligible)
@@ -337,31 +347,71 @@ class Trainer:
             p=p,
             refreshed=refreshed,
             score_nulls=self._score_nulls(batch, chunk_phases),
+            full_weights=full_weights,
         )
 
+    def _loss_weights(
+        self, chunks: list[TrajectoryChunks], p: dict[str, float], kept_per_traj: list[np.ndarray]
+    ) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """The loss weight of every kept chunk, per trajectory, and under `reweight: unbiased`
+        each trajectory's full weight: its total had every chunk been kept (`Selection.full_weights`).
+
+        `none` weighs a kept chunk 1 and, with `trajectory_mean`, divides by the kept weights' sum.
+        `unbiased` weighs it `1 / π` (§5) and, with `trajectory_mean`, divides by the trajectory's
+        chunk count N instead: a sum that depends on the draw would bias the estimate."""
+        pcm, trajectory_mean = self.config.pcm, self.config.grpo.loss_agg == "trajectory_mean"
+        if pcm.reweight == "none":
+            weights = [np.ones(len(kept)) for kept in kept_per_traj]
+            if trajectory_mean:
+                # failed rollouts run longer than successful ones; without this, their extra chunks
+                # outweigh the successes and the update mostly pushes probability away
+                weights = [w / w.sum() if w.sum() > 0 else w for w in weights]
+            return weights, None
+        weights = unbiased_weights(pcm.selector, chunks, p, pcm.budget, kept_per_traj)
+        counts = np.array([len(traj.phases) for traj in chunks], dtype=np.float64)
+        if trajectory_mean:
+            return [w / n for w, n in zip(weights, counts, strict=True)], np.ones(len(chunks))
+        return weights, counts
+
     def _score_nulls(self, batch: ChunkBatch, chunk_phases: list[str]) -> dict[str, float]:
-        """Mean `C_c` per phase with outcomes shuffled within groups (reporting only: its
-        generator is derived from the seed and step, so it never moves training's RNGs)."""
+        """Mean phase score (the run's `pcm.score`, on `score_dims`) per phase with outcomes
+        shuffled within groups (reporting only: its generator is derived from the seed and step,
+        so it never moves training's RNGs)."""
         shuffles = self.config.pcm.score_null_shuffles
         if not shuffles:
             return {}
-        rng = np.random.default_rng([self.config.train.seed, self.step_count + 1])
-        results = self.shuffled_scores(batch, chunk_phases, shuffles, rng)
+        rng = self.stream("score_null")
+        results = self.shuffled_scores(
+            batch, chunk_phases, shuffles, rng, estimator=self.config.pcm.score, dims=self.score_dims
+        )
         return {r.phase: r.null_mean for r in results if np.isfinite(r.null_mean)}
+
+    @property
+    def score_dims(self) -> tuple[int, ...] | None:
+        """Action dimensions the phase scores compare (`pcm.score_dims`); None = every one."""
+        return tuple(self.env.score_dims) if self.config.pcm.score_dims == "env" else None
 
     @staticmethod
     def shuffled_scores(
-        batch: ChunkBatch, chunk_phases: list[str], shuffles: int, rng: np.random.Generator
+        batch: ChunkBatch,
+        chunk_phases: list[str],
+        shuffles: int,
+        rng: np.random.Generator,
+        *,
+        estimator: str = "paper",
+        dims: tuple[int, ...] | None = None,
     ) -> list[NullScore]:
-        """`C_c` of a rollout batch beside its outcome-shuffle null (`shuffled_outcome_scores`)."""
+        """Phase scores (`estimator`, on action dims `dims`) of a rollout batch beside their
+        outcome-shuffle null (`shuffled_outcome_scores`)."""
         return shuffled_outcome_scores(
-            batch.actions.reshape(batch.num_chunks, -1),
+            score_features(batch.actions, dims),
             chunk_phases,
             batch.traj,
             batch.success,
             batch.group,
             shuffles,
             rng,
+            estimator=estimator,
         )
 
     def actor_forward(self, batch: ChunkBatch, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -379,13 +429,13 @@ class Trainer:
         if batch.num_chunks == 0:
             return {M.TRAIN_UPDATED: 0.0, M.TRAIN_UPDATE_TRAJECTORIES: 0.0}
         tokens_per_chunk = batch.tokens.shape[1]
-        order = self.rng.permutation(batch.num_trajectories)
+        order = self.stream("order").permutation(batch.num_trajectories)
         totals = dict(loss=0.0, entropy=0.0, clipped=0.0, approx_kl=0.0, ref_kl=0.0, weight=0.0)
         grad_norms, peak_activation = [], 0
         for mini in np.array_split(order, min(g.mini_batches, batch.num_trajectories)):
             mini_rows = np.flatnonzero(np.isin(batch.traj, mini))
-            normaliser = float(selection.chunk_weights[mini_rows].sum()) * tokens_per_chunk
-            if normaliser <= 0:
+            normaliser = self.normaliser(selection, mini, mini_rows) * tokens_per_chunk
+            if normaliser <= 0 or len(mini_rows) == 0:
                 continue
             self.optimizer.zero_grad(set_to_none=True)
             for rows in self._micro_batches(batch, mini, mini_rows):
@@ -430,6 +480,16 @@ class Trainer:
         if self.reference is not None:
             out[M.TRAIN_REF_KL] = totals["ref_kl"] / w
         return out
+
+    @staticmethod
+    def normaliser(selection: Selection, mini: np.ndarray, mini_rows: np.ndarray) -> float:
+        """The chunk weight a mini-batch's loss sum is divided by (times tokens per chunk), for
+        its trajectories `mini` and their kept rows `mini_rows`: the kept chunks' weights under
+        `reweight: none`; under `unbiased`, what the full selector's would be (their chunk count,
+        or with `trajectory_mean` their number), so that the loss estimates the full one."""
+        if selection.full_weights is not None:
+            return float(selection.full_weights[mini].sum())
+        return float(selection.chunk_weights[mini_rows].sum())
 
     def _micro_batches(self, batch: ChunkBatch, mini: np.ndarray, mini_rows: np.ndarray) -> list[np.ndarray]:
         """Chunk rows of each forward/backward of one mini-batch (trajectories `mini`, rows

@@ -36,6 +36,7 @@ class ChunkStep:
 
 class VecEnv(Protocol):
     action_dim: int  # 7: [dx, dy, dz, droll, dpitch, dyaw, gripper], gripper > 0 = close
+    score_dims: tuple[int, ...]  # action dims the env acts on: what phase scores compare (§3)
     proprio_dim: int
     image_size: int
     max_steps: int

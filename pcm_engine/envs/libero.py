@@ -40,6 +40,7 @@ class LiberoEnv:
     worker processes early; otherwise they stop when this object is collected or at exit."""
 
     action_dim = ACTION_DIM
+    score_dims = tuple(range(ACTION_DIM))  # the arm's 6-DoF delta pose and the gripper: all act
 
     def __init__(self, config: LiberoConfig | None = None):
         self.config = cfg = config or LiberoConfig()

@@ -304,6 +304,7 @@ class TabletopEnv:
     """A batch of tabletop episodes behind the VecEnv protocol (see the module docstring)."""
 
     action_dim = ACTION_DIM
+    score_dims = (0, 1, 2, 6)  # dx, dy, dz, gripper: the rotation dims are ignored (`_advance`)
     proprio_dim = PROPRIO_DIM
 
     def __init__(self, config: TabletopConfig | None = None):

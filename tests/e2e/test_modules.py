@@ -80,11 +80,11 @@ def test_override_lines_and_error_locations(page):
           '# comment', 'pcm.budget=4', 'env.tasks=[0, 1]', 'policy.pretrained=runs/sft', '',
           'grpo.dynamic_sampling=false',
         ].join('\\n')),
-        nested: nest({ 'pcm.budget': 4, 'pcm.phases.tail': 0.2, name: 'x' }),
+        nested: nest({ 'pcm.budget': 4, 'pcm.phases.release_low': 0.2, name: 'x' }),
         bad,
         locs: [
           pathOfLoc(['body', 'overrides', 'pcm.budget']),
-          pathOfLoc(['body', 'config', 'pcm', 'phases', 'tail']),
+          pathOfLoc(['body', 'config', 'pcm', 'phases', 'release_low']),
           pathOfLoc(['body', 'preset']),
           pathOfLoc(['body', 'config']),
         ],
@@ -97,9 +97,9 @@ def test_override_lines_and_error_locations(page):
         "policy.pretrained": "runs/sft",
         "grpo.dynamic_sampling": False,
     }
-    assert result["nested"] == {"pcm": {"budget": 4, "phases": {"tail": 0.2}}, "name": "x"}
+    assert result["nested"] == {"pcm": {"budget": 4, "phases": {"release_low": 0.2}}, "name": "x"}
     assert "line 1" in result["bad"]
-    assert result["locs"] == ["pcm.budget", "pcm.phases.tail", "preset", ""]
+    assert result["locs"] == ["pcm.budget", "pcm.phases.release_low", "preset", ""]
 
 
 def test_chunk_map_colours_phases_and_marks_kept_chunks(page):

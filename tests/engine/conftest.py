@@ -26,8 +26,8 @@ def force_mixed_outcomes(trainer) -> None:
     however the untrained policy does. Wraps the real rollout; everything else stays real."""
     real_rollout = trainer.rollout
 
-    def rollout():
-        batch = real_rollout()
+    def rollout(**kwargs):
+        batch = real_rollout(**kwargs)
         batch.success[:] = np.arange(batch.num_trajectories) % 2 == 0
         return batch
 

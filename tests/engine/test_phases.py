@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from pcm_engine.config import ConfigError, PhaseConfig, RunConfig
 from pcm_engine.phases import PHASES, grasp_intervals, gripper_close_fraction, label_phases
 
 
@@ -46,9 +47,23 @@ def test_one_grasp_cycle():
         "approach",  # in the pre window but g < pre_low: approach
         "pre_grasp",
         "active_grip", "active_grip", "active_grip",
-        "release_ramp",  # gripper ramping open right after the interval
-        "tail", "tail", "tail",  # open, after the final release
+        "release_ramp", "release_ramp", "release_ramp",  # the 3 chunks after it, whatever their g
+        "tail",  # after the final release window
     ]  # fmt: skip
+
+
+def test_grasp_at_the_first_chunk():
+    g = [1.0, 1.0, 0.4, 0.0, 0.0, 0.0]
+    assert label_phases(g) == [
+        "active_grip", "active_grip",
+        "release_ramp", "release_ramp", "release_ramp",
+        "tail",
+    ]  # fmt: skip
+
+
+def test_grasp_at_the_last_chunk():
+    g = [0.0, 0.0, 0.0, 0.2, 0.9]
+    assert label_phases(g) == ["approach", "approach", "approach", "pre_grasp", "active_grip"]
 
 
 def test_pre_grasp_window_is_three_chunks_and_needs_partial_close():
@@ -60,20 +75,24 @@ def test_pre_grasp_window_is_three_chunks_and_needs_partial_close():
     ]  # fmt: skip
 
 
-def test_release_window_bound_and_tail_zero_widens_it():
+def test_release_ramp_has_no_lower_bound_unless_release_low_opts_in():
     g = [1.0, 0.25, 0.0, 0.0, 0.0]
-    assert label_phases(g) == ["active_grip", "release_ramp", "tail", "tail", "tail"]
-    assert label_phases(g, tail=0.0) == [
+    assert label_phases(g) == [
         "active_grip", "release_ramp", "release_ramp", "release_ramp", "tail",
     ]  # fmt: skip
+    assert label_phases(g, release_low=0.1) == ["active_grip", "release_ramp", "tail", "tail", "tail"]
 
 
 def test_active_grip_takes_priority_even_outside_an_interval():
     # 0.6 >= active but < sustained: no interval of its own, still active_grip
     g = [0.6, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    labels = label_phases(g, tail=0.0)
-    assert labels[0] == "active_grip"
-    assert labels[5] == "active_grip"
+    assert label_phases(g) == [
+        "active_grip",
+        "approach",
+        "approach", "approach", "approach",  # pre window with g < pre_low
+        "active_grip",
+        "release_ramp",
+    ]  # fmt: skip
 
 
 def test_two_grasp_cycles_approach_between_and_pre_grasp_wins_over_release():
@@ -81,21 +100,32 @@ def test_two_grasp_cycles_approach_between_and_pre_grasp_wins_over_release():
     g = [0.0, 0.3, 1.0, 0.2, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     assert label_phases(g) == [
         "approach", "pre_grasp", "active_grip",
-        "release_ramp",  # after cycle 1, g >= tail
-        "approach",  # after cycle 1, open, but a later grasp follows
-        "approach", "approach", "approach",  # pre window of cycle 2 with g < pre_low
+        "release_ramp", "release_ramp",  # the release window of cycle 1, any g < active
+        "release_ramp",  # also in cycle 2's pre window, but g < pre_low: not pre_grasp
+        "approach", "approach",  # pre window of cycle 2 with g < pre_low
         "active_grip",
-        "tail",
+        "release_ramp",
     ]  # fmt: skip
     # a chunk in both the release window of one cycle and the pre window of the next
     g2 = [1.0, 0.3, 1.0]
     assert label_phases(g2) == ["active_grip", "pre_grasp", "active_grip"]
 
 
-def test_no_grasp_is_approach_by_default_and_configurable():
-    g = [0.0, 0.3, 0.6, 0.0]  # 0.6 < sustained: no grasp interval at all
-    assert label_phases(g) == ["approach"] * 4
-    assert label_phases(g, no_grasp="tail") == ["tail"] * 4
+def test_windows_longer_than_the_gap_between_cycles_resolve_by_priority():
+    g = [1.0, 0.0, 0.2, 0.0, 1.0]  # chunks 1-3 are in both windows
+    assert label_phases(g) == [
+        "active_grip", "release_ramp", "pre_grasp", "release_ramp", "active_grip",
+    ]  # fmt: skip
+    assert label_phases(g, pre_low=0.0) == [
+        "active_grip", "pre_grasp", "pre_grasp", "pre_grasp", "active_grip",
+    ]  # fmt: skip
+
+
+def test_no_grasp_interval_still_has_active_grip_and_the_rest_is_configurable():
+    g = [0.0, 0.6, 0.0]  # 0.6 >= active but < sustained: no grasp interval at all
+    assert label_phases(g) == ["approach", "active_grip", "approach"]
+    assert label_phases(g, no_grasp="tail") == ["tail", "active_grip", "tail"]
+    assert label_phases([0.0, 0.3, 0.0]) == ["approach"] * 3
     with pytest.raises(ValueError, match="no_grasp"):
         label_phases(g, no_grasp="nonsense")
 
@@ -104,9 +134,19 @@ def test_thresholds_and_window_are_parameters():
     g = [0.0, 0.2, 0.2, 0.6, 0.6, 0.0]
     # sustained lowered to 0.5: chunks 3-4 form the interval
     assert label_phases(g, sustained=0.5, window=1) == [
-        "approach", "approach", "pre_grasp", "active_grip", "active_grip", "tail",
+        "approach", "approach", "pre_grasp", "active_grip", "active_grip", "release_ramp",
     ]  # fmt: skip
     assert label_phases([], window=3) == []
+
+
+def test_phase_config_reads_a_legacy_tail_key_as_release_low():
+    assert PhaseConfig().release_low == 0.0
+    assert PhaseConfig.model_validate({"tail": 0.2, "window": 2}).release_low == 0.2
+    saved = RunConfig.from_dict({"pcm": {"phases": {"tail": 0.1}}})
+    assert saved.pcm.phases.release_low == 0.1
+    assert "tail" not in saved.to_dict()["pcm"]["phases"]
+    with pytest.raises(ConfigError, match="tail"):  # both spellings at once: ambiguous
+        RunConfig.from_dict({"pcm": {"phases": {"tail": 0.1, "release_low": 0.2}}})
 
 
 def test_labels_ignore_success():

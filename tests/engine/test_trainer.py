@@ -10,6 +10,7 @@ import torch
 from pcm_engine import metrics as M
 from pcm_engine.config import ConfigError
 from pcm_engine.metrics import JsonlSink, read_metrics
+from pcm_engine.pcm import inclusion_probabilities
 from pcm_engine.phases import PHASES
 from pcm_engine.trainer import Trainer
 
@@ -145,12 +146,60 @@ def test_unbiased_reweight_with_every_chunk_kept_changes_nothing(tiny, mixed, tm
         torch.testing.assert_close(none[name], unbiased[name], rtol=1e-5, atol=1e-6)
 
 
-def test_unbiased_reweight_weights_are_stratified(tiny, mixed, tmp_path):
-    _, sel = _one_update(tiny, mixed, tmp_path, pcm__selector="pcm", pcm__budget=1, pcm__reweight="unbiased")
-    # one kept chunk per trajectory: its weight is the count of its phase in that trajectory
-    batch = sel.update_batch
-    assert len(sel.chunk_weights) == batch.num_chunks
-    assert (sel.chunk_weights >= 1).all()
+@pytest.mark.parametrize("loss_agg", ["token_mean", "trajectory_mean"])
+def test_unbiased_reweight_weighs_a_kept_chunk_by_its_inverse_inclusion_probability(
+    tiny, mixed, tmp_path, loss_agg
+):
+    overrides = dict(pcm__selector="pcm", pcm__budget=1, pcm__reweight="unbiased", grpo__loss_agg=loss_agg)
+    _, sel = _one_update(tiny, mixed, tmp_path, **overrides)
+    batch = sel.update_batch  # every group is mixed: its trajectories are the rollout's
+    lengths = np.array([len(labels) for labels in sel.labels], dtype=np.float64)
+    pi = [inclusion_probabilities([sel.p[c] for c in labels], 1) for labels in sel.labels]
+    expected = np.array([1 / pi[t][k] for t, k in zip(batch.traj, batch.chunk_index, strict=True)])
+    if loss_agg == "trajectory_mean":
+        expected /= lengths[batch.traj]
+        np.testing.assert_allclose(sel.full_weights, 1.0)
+    else:
+        np.testing.assert_allclose(sel.full_weights, lengths)
+    np.testing.assert_allclose(sel.chunk_weights, expected)
+
+
+def _record_normalisers(trainer) -> list[float]:
+    seen = []
+    real = trainer.normaliser
+
+    def spy(selection, mini, mini_rows):
+        seen.append(real(selection, mini, mini_rows))
+        return seen[-1]
+
+    trainer.normaliser = spy
+    return seen
+
+
+@pytest.mark.parametrize("loss_agg", ["token_mean", "trajectory_mean"])
+def test_unbiased_reweight_normalises_by_the_full_selectors_count(tiny, mixed, tmp_path, loss_agg):
+    """Whatever the draw keeps, the unbiased loss is divided by what the full selector's is
+    (all chunks, or all trajectories), never by the kept weights' sum, which varies by draw."""
+    normalisers, rollouts = {}, {}
+    for name, overrides in {
+        "full": dict(pcm__selector="full"),
+        "pcm": dict(pcm__selector="pcm", pcm__budget=1, pcm__reweight="unbiased"),
+        "uniform": dict(pcm__selector="uniform", pcm__budget=2, pcm__reweight="unbiased"),
+    }.items():
+        config = tiny(grpo__loss_agg=loss_agg, grpo__mini_batches=2, **overrides)
+        trainer = Trainer(config, tmp_path / name, ListSink(), resume=False)
+        mixed(trainer)
+        normalisers[name] = _record_normalisers(trainer)
+        rollouts[name] = trainer.rollout()
+        trainer.update(trainer.select(rollouts[name]))
+    full = sum(normalisers["full"])
+    if loss_agg == "token_mean":
+        assert full == rollouts["full"].num_chunks
+    else:
+        assert full == pytest.approx(rollouts["full"].num_trajectories)
+    for name in ("pcm", "uniform"):
+        assert rollouts[name].num_chunks == rollouts["full"].num_chunks  # paired rollouts
+        assert len(normalisers[name]) == 2 and sum(normalisers[name]) == pytest.approx(full)
 
 
 def test_dynamic_sampling_skips_the_update_when_no_group_is_mixed(tiny, tmp_path):
@@ -274,3 +323,47 @@ def test_trajectory_mean_gives_every_trajectory_the_same_total_weight(tiny, mixe
     # a longer trajectory's chunks weigh less each
     lengths = np.bincount(batch.traj)
     np.testing.assert_allclose(sel.chunk_weights, 1.0 / lengths[batch.traj])
+
+
+def test_paired_seeds_roll_out_the_same_groups_whatever_the_selector(tiny, mixed, tmp_path):
+    """Spec §6: two runs with one seed start every step's groups from the same tasks and init
+    states, although PCM draws chunks (and its policy moves differently) and GRPO does not."""
+    schedules = {}
+    for selector in ("full", "pcm"):
+        trainer = Trainer(
+            tiny(pcm__selector=selector, pcm__budget=1, train__steps=3), tmp_path / selector, ListSink(), resume=False
+        )
+        mixed(trainer)
+        seen = []
+        real_rollout = trainer.rollout
+
+        def recording(**kwargs):
+            batch = real_rollout(**kwargs)
+            seen.append((batch.task.copy(), batch.init_state.copy()))
+            return batch
+
+        trainer.rollout = recording
+        trainer.train()
+        schedules[selector] = seen
+    assert len(schedules["full"]) == 3
+    for (tasks_a, inits_a), (tasks_b, inits_b) in zip(schedules["full"], schedules["pcm"], strict=True):
+        np.testing.assert_array_equal(tasks_a, tasks_b)
+        np.testing.assert_array_equal(inits_a, inits_b)
+    # the schedule does move from step to step (it is a stream, not one fixed draw)
+    assert any(
+        not np.array_equal(schedules["full"][0][1], later[1]) for later in schedules["full"][1:]
+    )
+
+
+def test_each_purpose_draws_from_its_own_stream():
+    from pcm_engine.seeding import step_stream, step_torch_generator
+
+    a = step_stream(0, "schedule", 1).integers(0, 1 << 30, size=4)
+    np.testing.assert_array_equal(a, step_stream(0, "schedule", 1).integers(0, 1 << 30, size=4))
+    for other in (step_stream(0, "selection", 1), step_stream(0, "schedule", 2), step_stream(1, "schedule", 1)):
+        assert not np.array_equal(a, other.integers(0, 1 << 30, size=4))
+    t1 = torch.rand(3, generator=step_torch_generator(0, "rollout", 5, "cpu"))
+    t2 = torch.rand(3, generator=step_torch_generator(0, "rollout", 5, "cpu"))
+    torch.testing.assert_close(t1, t2, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="unknown random stream"):
+        step_stream(0, "nope", 1)

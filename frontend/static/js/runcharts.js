@@ -68,7 +68,7 @@ export function runCharts(M) {
     },
     {
       id: "chart-score",
-      title: "Phase score C_c",
+      title: "Phase score (the run's pcm.score: C_c, or D² if debiased)",
       help: "success–failure action divergence per phase; dotted: the same with outcomes "
         + "shuffled (noise level)",
       make: (node) => new LiveChart(node, {
