@@ -83,7 +83,8 @@ def cmd_sft(args: argparse.Namespace) -> dict:
         bar.update(1)
 
     sink = FanOutSink(JsonlSink(out))
-    result = run_sft(config, out, sink, on_epoch=on_epoch)
+    # a pre-training stage (sft.pretrain_demos_per_task) is cached where `pcm train` keeps starts
+    result = run_sft(config, out, sink, on_epoch=on_epoch, stage_cache=out.parent / "sft-starts")
     bar.close()
     sink.close()
     return {"policy": str(out / "policy"), **result}
@@ -177,18 +178,10 @@ def cmd_eval(args: argparse.Namespace) -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:
-    """SFT once, then GRPO (`full`, from `--grpo-config`) and PCM (from `--config`) from that
-    start. The two configs may differ in RL settings (the PCM preset spends its faster update on
-    more rollouts per step) but must share the SFT start: env, policy, SFT recipe and seed."""
-    from pcm_engine.sft import sft_start_key
-
+    """SFT once, then GRPO and PCM from that start: both from `--config` (default tabletop_pcm),
+    identical but for `pcm.selector` (`full` / `pcm`), one seed: the paper's protocol (spec §6)."""
     out = Path(args.out)
-    bases = {"full": load_config(args, args.grpo_config), "pcm": load_config(args)}
-    if sft_start_key(bases["full"]) != sft_start_key(bases["pcm"]):
-        raise ValueError(
-            f"--grpo-config {args.grpo_config} and --config {args.config} need the same SFT start "
-            "(env, policy, sft, grpo.chunk_len, eval and train.seed must match)"
-        )
+    base = load_config(args)
     sft_dir = out / "sft"
     if not (sft_dir / "policy").is_dir():
         tqdm.write(f"[1/3] behaviour cloning from scripted demos -> {sft_dir}", file=sys.stderr)
@@ -203,7 +196,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         }
         if args.steps is not None:
             run_overrides["train.steps"] = args.steps
-        config = RunConfig.from_dict(bases[selector].to_dict(), run_overrides)
+        config = RunConfig.from_dict(base.to_dict(), run_overrides)
         label = "GRPO (every chunk)" if selector == "full" else "PCM"
         tqdm.write(f"[{i}/3] {label} -> {out / selector}", file=sys.stderr)
         results[selector] = run_training(config, out / selector)
@@ -268,12 +261,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="SFT, then GRPO vs PCM side by side (the quick tour)")
     _add_config_args(p)
     p.add_argument("--out", default="runs/demo")
-    p.add_argument(
-        "--grpo-config",
-        default="tabletop_grpo",
-        help="YAML file or preset of the GRPO run (default: tabletop_grpo; give --config's for "
-        "two runs identical but for pcm.selector)",
-    )
     p.add_argument("--steps", type=int, help="RL steps per method (default: the preset's)")
     p.set_defaults(func=cmd_demo)
 

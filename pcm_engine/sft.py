@@ -1,6 +1,12 @@
 """Behaviour cloning from scripted demonstrations: the policy RL starts from.
 
-The paper started RL from a one-demo-per-task SFT checkpoint; `sft.demos_per_task` sets ours.
+The paper started RL from a large pretrained VLA fine-tuned on one demonstration per task, so its
+start fails through systematic, state-dependent errors that a GRPO group can split on. Ours can
+mirror that in two stages (`sft.pretrain_demos_per_task` > 0): behaviour-clone a fresh policy on
+the suite's *other* tasks (the pre-training), then fine-tune it on a few demos of the target tasks
+(`sft.demos_per_task`). Each stage is cached on its own, so starts that differ only in the
+fine-tuning reuse one pre-trained policy.
+
 Demos come from the first `demos_per_task` train init states of every task, so the RL init states
 the demos did not cover remain new to the policy, and the eval states are never seen.
 """
@@ -35,17 +41,64 @@ def make_demos(config: RunConfig, env=None) -> DemoSet:
     return collect_demos(env, tasks, inits, config.grpo.chunk_len, expert, split="train")
 
 
+def pretrain_config(config: RunConfig) -> RunConfig | None:
+    """The config of the pre-training stage of `config`'s start, or None for a one-stage start:
+    the same env, policy and seed, on every suite task outside `env.tasks`, from random weights,
+    with the `sft.pretrain_*` recipe."""
+    s = config.sft
+    if not s.pretrain_demos_per_task:
+        return None
+    if config.env.name != "tabletop":
+        raise ValueError(
+            "sft.pretrain_demos_per_task: the pre-training stage uses the tabletop suite's scripted "
+            "expert; on LIBERO start from policy.pretrained"
+        )
+    from pcm_engine.envs.tabletop import TASKS
+
+    targets = set(range(len(TASKS))) if config.env.tasks is None else set(config.env.tasks)
+    others = [t for t in range(len(TASKS)) if t not in targets]
+    if not others:
+        raise ValueError(
+            "sft.pretrain_demos_per_task: env.tasks lists the whole suite, so no task is left to "
+            "pre-train on"
+        )
+    return RunConfig.from_dict(
+        config.to_dict(),
+        {
+            "env.tasks": others,
+            "sft.demos_per_task": s.pretrain_demos_per_task,
+            "sft.epochs": s.pretrain_epochs,
+            "sft.lr": s.pretrain_lr,
+            "sft.pretrain_demos_per_task": 0,
+            "policy.pretrained": None,
+            "policy.init": "random",
+        },
+    )
+
+
 def run_sft(
     config: RunConfig,
     out_dir: str | Path,
     sink: MetricSink,
     *,
     on_epoch: Callable[[int, float], None] | None = None,
+    on_start: Callable[[Path], None] | None = None,
+    stage_cache: str | Path | None = None,
 ) -> dict[str, float]:
     """Collect demos, fit the policy with token cross-entropy, save it to `out_dir/policy`,
-    evaluate it, and return the final metrics (`sft/loss`, eval success)."""
+    evaluate it, and return the final metrics (`sft/loss`, eval success).
+
+    With a pre-training stage (`sft.pretrain_demos_per_task`), that stage's policy comes first
+    from `stage_cache` (default `out_dir/pretrain`; trained there if missing, announced through
+    `on_start`) and the demos of the target tasks fine-tune it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stage_one = pretrain_config(config)
+    if stage_one is not None:
+        pretrained = cached_sft(
+            stage_one, stage_cache or out_dir / "pretrain", on_epoch=on_epoch, on_start=on_start
+        )
+        config = RunConfig.from_dict(config.to_dict(), {"policy.pretrained": str(pretrained / "policy")})
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
     torch.manual_seed(config.train.seed)
@@ -127,14 +180,29 @@ def resolve_start(
 ) -> RunConfig:
     """The config a Trainer should run: unchanged unless `policy.init == "sft"` and no
     `policy.pretrained` is set; then `policy.pretrained` points at a cached SFT policy under
-    `cache_root/<sft_start_key>/policy`, trained here first if no run made it yet.
-
-    A file lock makes concurrent runs (two workers launching a GRPO-vs-PCM pair) train it once:
-    the second waits for the first and reuses its result. `on_start(dir)` is called only when
-    this call has to train it."""
+    `cache_root/<sft_start_key>/policy`, trained there first if no run made it yet
+    (`cached_sft`)."""
     if config.policy.pretrained or config.policy.init != "sft":
         return config
-    out = Path(cache_root).resolve() / sft_start_key(config)
+    out = cached_sft(config, cache_root, on_epoch=on_epoch, on_start=on_start)
+    return RunConfig.from_dict(config.to_dict(), {"policy.pretrained": str(out / "policy")})
+
+
+def cached_sft(
+    config: RunConfig,
+    cache_root: str | Path,
+    *,
+    on_epoch: Callable[[int, float], None] | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> Path:
+    """The folder `cache_root/<sft_start_key>` holding the SFT policy of `config`, trained there
+    first if no run made it yet (its pre-training stage, if any, cached beside it).
+
+    A file lock makes concurrent runs (two workers launching a GRPO-vs-PCM pair) train it once:
+    the second waits for the first and reuses its result. `on_start(dir)` is called only for a
+    stage this call has to train."""
+    root = Path(cache_root).resolve()
+    out = root / sft_start_key(config)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -143,7 +211,7 @@ def resolve_start(
                 on_start(out)
             sink = M.JsonlSink(out)
             try:
-                run_sft(config, out, sink, on_epoch=on_epoch)
+                run_sft(config, out, sink, on_epoch=on_epoch, on_start=on_start, stage_cache=root)
             finally:
                 sink.close()
-    return RunConfig.from_dict(config.to_dict(), {"policy.pretrained": str(out / "policy")})
+    return out

@@ -27,6 +27,8 @@ TINY: dict[str, Any] = {
     "grpo.micro_batch_trajectories": 1,
     "sft.demos_per_task": 2,
     "sft.epochs": 2,
+    "sft.pretrain_demos_per_task": 1,  # where a start is two-stage (the presets), a tiny first stage
+    "sft.pretrain_epochs": 1,
     "sft.batch_size": 16,
     "eval.every": 0,
     "eval.episodes_per_task": 2,

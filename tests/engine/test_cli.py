@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
+from pcm_engine.config import RunConfig
 from pcm_engine.metrics import EVAL_SUCCESS, ROLLOUT_SUCCESS, TIME_UPDATE, read_metrics
+from pcm_engine.sft import pretrain_config, sft_start_key
 
 from .conftest import TINY
 
@@ -62,16 +64,20 @@ def test_train_with_sft_init_behaviour_clones_once_and_shares_the_start(tmp_path
     first = pcm("train", "--config", "tabletop_pcm", "--run-dir", "runs/a", *sets, cwd=tmp_path)
     last_json(first)
     assert "behaviour cloning the SFT start" in first.stderr
-    starts = list((tmp_path / "runs" / "sft-starts").iterdir())
-    assert len(starts) == 1 and (starts[0] / "policy" / "policy.json").exists()
-    assert f"pretrained: {starts[0] / 'policy'}" in (tmp_path / "runs/a/config.yaml").read_text()
+    starts = sorted((tmp_path / "runs" / "sft-starts").iterdir())
+    # the preset's start has two stages, each cached: pre-training, then the fine-tuned start
+    config = RunConfig.load(tmp_path / "runs/a/config.yaml")
+    assert {p.name for p in starts} == {sft_start_key(config), sft_start_key(pretrain_config(config))}
+    assert all((start / "policy" / "policy.json").exists() for start in starts)
+    fine_tuned = tmp_path / "runs" / "sft-starts" / sft_start_key(config)
+    assert config.policy.pretrained == str((fine_tuned / "policy").resolve())
 
     # a run that differs only in RL settings reuses that start without training it again
     sets_b = tiny_sets(**{"policy.init": "sft", "train.steps": 1, "pcm.selector": "full"})
     second = pcm("train", "--config", "tabletop_pcm", "--run-dir", "runs/b", *sets_b, cwd=tmp_path)
     last_json(second)
     assert "behaviour cloning" not in second.stderr
-    assert list((tmp_path / "runs" / "sft-starts").iterdir()) == starts
+    assert sorted((tmp_path / "runs" / "sft-starts").iterdir()) == starts
 
 
 def test_bad_config_value_is_refused_naming_the_field(tmp_path):
@@ -109,18 +115,19 @@ def test_demo_runs_sft_then_grpo_and_pcm_from_the_same_start(tmp_path):
         assert f"selector: {selector}" in saved
         assert "pretrained: demo/sft/policy" in saved
     assert result["full"]["eval_success_start"] == result["pcm"]["eval_success_start"]
-    # GRPO runs tabletop_grpo's RL settings, PCM tabletop_pcm's (one optimizer step per step)
-    assert "mini_batches: 4" in (tmp_path / "demo" / "full" / "config.yaml").read_text()
-    assert "mini_batches: 1" in (tmp_path / "demo" / "pcm" / "config.yaml").read_text()
+    # one protocol: the two runs' configs differ in their name and selector only
+    full, masked = (RunConfig.load(tmp_path / "demo" / s / "config.yaml").to_dict() for s in ("full", "pcm"))
+    assert {k for k in full if full[k] != masked[k]} == {"name", "pcm"}
+    assert {k for k in full["pcm"] if full["pcm"][k] != masked["pcm"][k]} == {"selector"}
 
 
-def test_demo_refuses_configs_that_need_different_sft_starts(tmp_path):
-    grpo = tmp_path / "grpo.yaml"
-    grpo.write_text("env:\n  grip_force: 0.3\n")
-    proc = pcm("demo", "--out", "demo", "--grpo-config", str(grpo), *tiny_sets(), cwd=tmp_path)
-    assert proc.returncode == 1
-    assert "need the same SFT start" in proc.stderr
-    assert not (tmp_path / "demo").exists()
+def test_tabletop_presets_differ_in_the_selector_only():
+    """The paper's protocol (spec §6): GRPO and PCM share rollouts, optimizer and SFT start."""
+    grpo = RunConfig.load("configs/tabletop_grpo.yaml").to_dict()
+    pcm_ = RunConfig.load("configs/tabletop_pcm.yaml").to_dict()
+    assert {k for k in grpo if grpo[k] != pcm_[k]} == {"name", "pcm"}
+    assert {k for k in grpo["pcm"] if grpo["pcm"][k] != pcm_["pcm"][k]} == {"selector"}
+    assert (grpo["pcm"]["selector"], pcm_["pcm"]["selector"]) == ("full", "pcm")
 
 
 @pytest.mark.slow
