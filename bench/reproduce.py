@@ -1,25 +1,34 @@
-"""Paper reproduction on the tabletop suite (issue: bench): GRPO against PCM at three budgets,
-random masking (`uniform`), full masking (`top_phase`) and PCM with `reweight: unbiased`, all from
-one shared SFT start with identical steps, rollouts and optimiser settings, several seeds each.
-Writes docs/results.md and docs/img/results/*.png, including the proxy check (measured per-phase
-gradient variance `V_c` against the score `C_c`).
+"""Paper reproduction on the tabletop suite (issue: a fair, paired, paper-exact GRPO-vs-PCM
+comparison): GRPO against PCM (paper score) at three budgets, PCM with the debiased score, random
+masking (`uniform`), full masking (`top_phase`) and PCM with `reweight: unbiased`, all from one
+shared SFT start on `tabletop_grpo`'s settings, several paired seeds each. Writes docs/results.md and
+docs/img/results/*.png, including the proxy check (measured per-phase gradient variance `V_c`
+against both phase scores, the paper's `C_c` and the debiased `D²`).
 
     python bench/reproduce.py                 # the "2h" preset; prints its time estimate first
-    python bench/reproduce.py --estimate-only # just the estimate (~1.9 h for "2h" on an idle 2-core box)
-    python bench/reproduce.py --quick         # a miniature smoke run into a temp folder
+    python bench/reproduce.py --estimate-only # just the estimate (cost model: COST CALIBRATION below)
+    python bench/reproduce.py --quick         # a miniature smoke run; raw results AND its report
+                                              # go to a temp folder (docs/ is left alone)
     python bench/reproduce.py --report-only   # rebuild the report from OUT's raw results
-    python bench/reproduce.py --methods full,pcm_b2 --seeds 2 --steps 60 --workers 2
+    python bench/reproduce.py --methods full,pcm_b4 --seeds 2 --steps 60 --workers 2
 
-Size presets: "2h" = 7 methods x 3 seeds x 100 steps of 64 rollouts, eval every 15 steps on 200
-held-out episodes; "long" doubles the steps; "quick" is a tiny policy for a few steps.
+Methods, in priority order (runs start in this order; `--methods` picks a subset): `full` (GRPO),
+`pcm_b{mid}`, `pcm_debiased_b{mid}`, `uniform_b{mid}`, `top_phase_b{mid}`, `pcm_b{low}`,
+`pcm_b{high}`, `pcm_unbiased_b{mid}`. Every method takes `tabletop_grpo` as its base and changes
+only `pcm.selector`, `pcm.budget`, `pcm.reweight` and `pcm.score` (checked before training and
+again by the report, which refuses to build otherwise).
+
+Size presets: "2h" = 8 methods x 3 seeds x 100 steps, budgets PAPER_BUDGETS, eval every 15 steps;
+"long" triples the steps; "quick" is a tiny policy for a few steps.
 
 Raw results live in OUT (default bench/out/reproduce): `sft/` the shared start, `runs/<method>/
 seed<k>/` each run's metrics.jsonl, chunks.jsonl, train.log and checkpoints, `proxy.json`, and
 `plan.json`. Rerunning skips finished runs and resumes half-finished ones from their newest
-checkpoint. The seed varies RL sampling only (`train.seed`); every run starts from the same SFT
-policy (built once with seed 0 and passed as `policy.pretrained`). The last line printed is one
-JSON object: per method, final eval success, steps and seconds to the threshold, mean update
-seconds per step and mean kept fraction.
+checkpoint. Seeds are paired: `train.seed` k gives every method the same task/init-state schedule
+and rollout-sampling stream at every step (pcm_engine/seeding.py); every run starts from the same
+SFT policy (built once with seed 0 and passed as `policy.pretrained`). The last line printed is one
+JSON object: per method, final eval success, time to GRPO's final level and its speed-up, mean
+update seconds per step and mean kept fraction; the proxy Spearmans; the orderings held.
 """
 
 from __future__ import annotations
@@ -39,16 +48,29 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from reproduce_report import FIGURES, RESULTS_MD, ROOT, build_report
+from reproduce_report import (
+    ALLOWED_DIFFERENCES,
+    ROOT,
+    ReportPaths,
+    build_report,
+    check_settings,
+    code_state,
+)
 
 from pcm_engine.analysis import proxy_points
-from pcm_engine.config import RunConfig, resolve_preset
+from pcm_engine.config import ConfigError, RunConfig, resolve_preset
 
 # The paper's protocol: every method takes GRPO's rollouts and optimiser settings; only pcm.selector,
-# pcm.budget and pcm.reweight differ (tabletop_pcm itself spends PCM's saved time on more rollouts).
+# pcm.budget, pcm.reweight and pcm.score differ (ALLOWED_DIFFERENCES, enforced by check_settings).
 PRESET = "tabletop_grpo"
 SFT_SEED = 0
 PROXY_SEED = 2_000_003  # the proxy check's own rollouts: never the same draws as a training step
+PROXY_VERSION = 2  # bump when proxy.json's content changes, so a cached one is recomputed
+
+PAPER_BUDGETS = (3, 4, 5)
+"""(low, mid, high) chunks per trajectory for the full-size runs: of ~22 chunks per trajectory of a
+mixed group at `grpo.chunk_len: 4`, about 14%, 18% and 23% (the paper: B = 8/12/16 of 64 = 12.5/19/25%). The
+one place these numbers live: "2h" and "long" both read it."""
 
 # --- what runs ------------------------------------------------------------------------------------
 
@@ -60,47 +82,90 @@ class Method:
     overrides: dict
     budget: int | None = None
 
+    def __post_init__(self) -> None:
+        extra = set(self.overrides) - set(ALLOWED_DIFFERENCES)
+        if extra:
+            raise ValueError(f"method {self.name} overrides {sorted(extra)}; only {ALLOWED_DIFFERENCES} may")
+
 
 def methods_for(budgets: tuple[int, int, int]) -> list[Method]:
-    """GRPO, PCM at the low/mid/high budget, and uniform, top_phase and unbiased PCM at the mid one."""
+    """Every method, in priority order: GRPO, PCM (paper score) and PCM (debiased score) at the mid
+    budget, uniform and top_phase at the mid budget, PCM at the low and high budgets, and PCM with
+    `reweight: unbiased` at the mid budget. Each sets the selector and score explicitly, so none
+    depends on what the preset happens to say for them."""
     low, mid, high = budgets
 
     def masked(name: str, label: str, selector: str, budget: int, **extra) -> Method:
-        overrides = {"pcm.selector": selector, "pcm.budget": budget, **extra}
+        overrides = {
+            "pcm.selector": selector,
+            "pcm.budget": budget,
+            "pcm.reweight": "none",
+            "pcm.score": "paper",
+            **extra,
+        }
         return Method(name, f"{label} B={budget}", overrides, budget)
 
     return [
-        Method("full", "GRPO (every chunk)", {"pcm.selector": "full"}),
-        masked(f"pcm_b{low}", "PCM", "pcm", low),
+        Method("full", "GRPO (every chunk)", {"pcm.selector": "full", "pcm.score": "paper"}),
         masked(f"pcm_b{mid}", "PCM", "pcm", mid),
-        masked(f"pcm_b{high}", "PCM", "pcm", high),
+        masked(f"pcm_debiased_b{mid}", "PCM debiased", "pcm", mid, **{"pcm.score": "debiased"}),
         masked(f"uniform_b{mid}", "uniform", "uniform", mid),
         masked(f"top_phase_b{mid}", "top_phase", "top_phase", mid),
+        masked(f"pcm_b{low}", "PCM", "pcm", low),
+        masked(f"pcm_b{high}", "PCM", "pcm", high),
         masked(f"pcm_unbiased_b{mid}", "PCM unbiased", "pcm", mid, **{"pcm.reweight": "unbiased"}),
     ]
 
 
+# ==== COST CALIBRATION — recalibrate from a measured run ==========================================
+# Seconds of one run of the "2h"/"long" sizes (2 cores, two runs side by side, one torch thread
+# each). Measured 2026-11-28 on 4 steps of each preset from the two-stage start (grpo.chunk_len 4):
+# GRPO 2.2 s rollout + 3.3-3.6 s update per step, PCM B=4 2.1 s rollout + 0.8 s update (kept
+# 19.3%); trajectories of mixed groups hold ~22 chunks (14 when successful, 24 when failed); one
+# 200-episode eval ~16 s.
+COST_STEP_OVERHEAD_S = 2.3  # rollout + scoring/selection + other, per step
+COST_FULL_UPDATE_S = 3.5  # actor update of a step that keeps every chunk
+COST_CHUNKS_PER_TRAJECTORY = 22.0  # chunks per trajectory of a mixed group
+COST_EVAL_EPISODE_S = 0.08  # one eval episode
+COST_STARTUP_S = 15.0  # process start, env and policy build
+COST_SFT_S = 540.0  # the two-stage start: ~6 min pre-training + ~2 min fine-tuning + evals
+COST_PROXY_CHECKPOINT_S = 25.0  # one proxy-check checkpoint (batches x per-chunk gradients)
+COST_TOP_PHASE_SHARE = 0.7  # top_phase keeps at most B chunks of one phase: fewer than B on average
+# ==================================================================================================
+
+
 @dataclass(frozen=True)
 class CostModel:
-    """Seconds of one run, for the estimate printed before starting. Defaults: GRPO's first 50
-    steps of this benchmark on this machine (2 cores, two runs side by side, one thread each,
-    2026-11-26): a step is ~3.3 s of rollout, selection and checkpointing plus ~6.5 s of actor
-    update per 100% of chunks kept; 200 eval episodes take ~7 s; the SFT start ~10 min; mean ~9.7
-    chunks per trajectory."""
+    """Seconds of one run, for the estimate printed before starting (defaults: the COST
+    CALIBRATION block above). The actor update costs `full_update_s / chunks_per_trajectory` per
+    kept chunk per trajectory, so it scales with the chunks a method keeps: GRPO all
+    `chunks_per_trajectory`, a masked method min(B, chunks_per_trajectory)."""
 
-    step_overhead_s: float = 3.3
-    full_update_s: float = 6.5
-    eval_episode_s: float = 0.035
-    startup_s: float = 15.0
-    sft_s: float = 600.0
-    proxy_checkpoint_s: float = 25.0
-    chunks_per_trajectory: float = 9.7
+    step_overhead_s: float = COST_STEP_OVERHEAD_S
+    full_update_s: float = COST_FULL_UPDATE_S
+    eval_episode_s: float = COST_EVAL_EPISODE_S
+    startup_s: float = COST_STARTUP_S
+    sft_s: float = COST_SFT_S
+    proxy_checkpoint_s: float = COST_PROXY_CHECKPOINT_S
+    chunks_per_trajectory: float = COST_CHUNKS_PER_TRAJECTORY
+
+    @property
+    def update_s_per_chunk(self) -> float:
+        """Actor-update seconds per step for each chunk kept per trajectory."""
+        return self.full_update_s / self.chunks_per_trajectory
+
+    def kept_chunks(self, method: Method) -> float:
+        """Chunks per trajectory that reach the actor update."""
+        if method.budget is None:
+            return self.chunks_per_trajectory
+        kept = min(method.budget, self.chunks_per_trajectory)
+        return COST_TOP_PHASE_SHARE * kept if method.overrides["pcm.selector"] == "top_phase" else kept
 
     def kept_fraction(self, method: Method) -> float:
-        if method.budget is None:
-            return 1.0
-        kept = min(method.budget, self.chunks_per_trajectory) / self.chunks_per_trajectory
-        return 0.7 * kept if method.overrides["pcm.selector"] == "top_phase" else kept
+        return self.kept_chunks(method) / self.chunks_per_trajectory
+
+    def step_s(self, method: Method) -> float:
+        return self.step_overhead_s + self.update_s_per_chunk * self.kept_chunks(method)
 
 
 @dataclass(frozen=True)
@@ -115,6 +180,7 @@ class Size:
     proxy_samples: int
     cost: CostModel
     overrides: dict = field(default_factory=dict)
+    pretrain_overrides: dict = field(default_factory=dict)  # only if the preset pre-trains
 
 
 QUICK_OVERRIDES = {
@@ -139,16 +205,27 @@ QUICK_OVERRIDES = {
     "sft.lr": 1e-3,
     "eval.episodes_per_task": 8,
 }
+QUICK_PRETRAIN_OVERRIDES = {
+    # the two-stage start in miniature; applied only when the preset's start has a pre-training
+    # stage (sft.pretrain_demos_per_task > 0), so quick keeps the preset's kind of start
+    "sft.pretrain_demos_per_task": 2,
+    "sft.pretrain_epochs": 1,
+}
 QUICK_COST = CostModel(
-    step_overhead_s=0.5, full_update_s=0.3, eval_episode_s=0.01, startup_s=8, sft_s=10, proxy_checkpoint_s=3
+    step_overhead_s=0.5,
+    full_update_s=0.3,
+    eval_episode_s=0.01,
+    startup_s=8,
+    sft_s=10,
+    proxy_checkpoint_s=3,
+    chunks_per_trajectory=COST_CHUNKS_PER_TRAJECTORY,
 )
 
 SIZES = {
-    # ~1.9 h estimated on 2 cores with 2 workers (SFT included): 7 methods x 3 seeds x 100 steps
-    # of 64 rollouts (150 steps measured ~2.8 h here, over the issue's two hours)
-    "2h": Size(100, 3, 15, 25, (1, 2, 3), 4, 3, 24, CostModel()),
-    "long": Size(300, 3, 20, 50, (1, 2, 3), 4, 4, 32, CostModel()),
-    "quick": Size(4, 2, 2, 2, (1, 2, 3), 3, 1, 4, QUICK_COST, QUICK_OVERRIDES),
+    # 8 methods x 3 seeds x 100 steps of the preset's rollouts; see --estimate-only for the time
+    "2h": Size(100, 3, 15, 25, PAPER_BUDGETS, 4, 3, 24, CostModel()),
+    "long": Size(300, 3, 20, 50, PAPER_BUDGETS, 4, 4, 32, CostModel()),
+    "quick": Size(4, 2, 2, 2, (1, 2, 3), 3, 3, 4, QUICK_COST, QUICK_OVERRIDES, QUICK_PRETRAIN_OVERRIDES),
 }
 
 
@@ -188,8 +265,11 @@ class Plan:
 
 def base_config(size: Size, steps: int) -> RunConfig:
     """The tabletop preset with this size's run length; the same for every method."""
+    preset = RunConfig.load(resolve_preset(PRESET))
+    pretrains = getattr(preset.sft, "pretrain_demos_per_task", 0) > 0
     overrides = {
         **size.overrides,
+        **(size.pretrain_overrides if pretrains else {}),
         "train.steps": steps,
         "eval.every": size.eval_every,
         "train.checkpoint_every": size.checkpoint_every,
@@ -197,7 +277,7 @@ def base_config(size: Size, steps: int) -> RunConfig:
         "train.keep_checkpoints": steps // size.checkpoint_every + 1,
         "train.torch_threads": 1,
     }
-    return RunConfig.load(resolve_preset(PRESET), overrides)
+    return RunConfig.from_dict(preset.to_dict(), overrides)
 
 
 def sft_config(base: RunConfig, threads: int) -> RunConfig:
@@ -225,6 +305,8 @@ def build_sft_start(base: RunConfig, out: Path, threads: int) -> str:
 
 
 def make_jobs(plan: Plan, base: RunConfig, methods: list[Method], out: Path) -> list[Job]:
+    """One job per method and seed, in priority order (method by method, seeds within); refuses
+    (check_settings) a set of configs that differ in anything but the allowed keys."""
     jobs = []
     for method in methods:
         for seed in range(plan.seeds):
@@ -236,6 +318,7 @@ def make_jobs(plan: Plan, base: RunConfig, methods: list[Method], out: Path) -> 
             }
             config = RunConfig.from_dict(base.to_dict(), overrides)
             jobs.append(Job(method, seed, config, out / "runs" / method.name / f"seed{seed}"))
+    check_settings({(job.method.name, job.seed): job.config for job in jobs})
     return jobs
 
 
@@ -260,16 +343,16 @@ def run_state(job: Job) -> tuple[str, int]:
 def estimate_seconds(job: Job, size: Size, done_steps: int = 0) -> float:
     cost, config = size.cost, job.config
     steps = config.train.steps - done_steps
-    per_step = cost.step_overhead_s + cost.full_update_s * cost.kept_fraction(job.method)
     evals = steps // max(1, config.eval.every) + (1 if done_steps == 0 else 0)
     episodes = config.eval.episodes_per_task * len(config.env.tasks or [0])
-    return cost.startup_s + steps * per_step + evals * episodes * cost.eval_episode_s
+    return cost.startup_s + steps * cost.step_s(job.method) + evals * episodes * cost.eval_episode_s
 
 
 def makespan(durations: list[float], workers: int) -> float:
-    """Wall-clock of running `durations` longest-first on `workers` parallel workers."""
+    """Wall-clock of running `durations` in the given order on `workers` parallel workers (each
+    takes the next when it is free, as the process pool does)."""
     loads = [0.0] * workers
-    for d in sorted(durations, reverse=True):
+    for d in durations:
         loads[loads.index(min(loads))] += d
     return max(loads)
 
@@ -283,9 +366,20 @@ def print_estimate(pending: list[tuple[Job, int]], size: Size, workers: int, nee
         per_method[job.method.name] = per_method.get(job.method.name, 0.0) + seconds
     total = makespan(durations, workers) + size.cost.proxy_checkpoint_s * size.proxy_checkpoints
     total += size.cost.sft_s if need_sft else 0.0
-    print("estimated cost (cost model: this benchmark's measured steps):", file=sys.stderr)
+    cost = size.cost
+    print(
+        "estimated cost (cost model: COST CALIBRATION in bench/reproduce.py; "
+        f"{cost.step_overhead_s:g} s/step overhead + {cost.update_s_per_chunk:.3g} s/step "
+        f"per chunk kept of {cost.chunks_per_trajectory:g} per trajectory):",
+        file=sys.stderr,
+    )
+    methods = {job.method.name: job.method for job, _ in pending}
     for name, seconds in per_method.items():
-        print(f"  {name:<22} {seconds / 60:7.1f} worker-min", file=sys.stderr)
+        print(
+            f"  {name:<22} {seconds / 60:7.1f} worker-min  ({cost.step_s(methods[name]):.2f} s/step, "
+            f"kept {cost.kept_fraction(methods[name]):.0%})",
+            file=sys.stderr,
+        )
     print(
         f"  => about {total / 3600:.2f} h wall-clock with {workers} workers ({len(pending)} runs to do)",
         file=sys.stderr,
@@ -304,9 +398,10 @@ def train_job(config_data: dict, run_dir: str) -> dict:
         return run_training(RunConfig.from_dict(config_data), path)
 
 
-def run_jobs(pending: list[tuple[Job, int]], size: Size, workers: int) -> None:
-    """Longest runs first over `workers` fresh processes (one per run: peak-RSS stays per run)."""
-    order = sorted(pending, key=lambda p: -estimate_seconds(p[0], size, p[1]))
+def run_jobs(pending: list[tuple[Job, int]], workers: int) -> None:
+    """Runs in priority order (`pending`'s: method by method) over `workers` fresh processes (one
+    per run: peak-RSS stays per run), so a stopped benchmark has its most important runs done."""
+    order = pending
     os.environ["OMP_NUM_THREADS"] = "1"  # children inherit it; each run also sets torch_threads 1
     start = time.perf_counter()
     context = get_context("spawn")
@@ -333,9 +428,39 @@ def run_jobs(pending: list[tuple[Job, int]], size: Size, workers: int) -> None:
         raise SystemExit("some runs failed:\n  " + "\n  ".join(failed))
 
 
+def both_scores(batch, selection, dims) -> tuple[dict[str, float], dict[str, float]]:
+    """The paper's `C_c` and the signed debiased `D²` per phase, from one rollout batch and its
+    selection's phase labels, on the action dims `dims` (the env's `score_dims`) — the same
+    chunks for both (spec §3)."""
+    from pcm_engine.pcm import phase_scores, score_features
+
+    features = score_features(batch.actions, dims)
+    phases = [label for traj in selection.labels for label in traj]  # rows are trajectory-major
+    args = (features, phases, batch.success[batch.traj], batch.group[batch.traj])
+    paper = phase_scores(*args, traj=batch.traj, estimator="paper")
+    debiased = phase_scores(*args, traj=batch.traj, estimator="debiased")
+    return paper, debiased
+
+
+def recording_select(trainer) -> list:
+    """Wrap `trainer.select` so every (batch, selection) it sees is kept, in call order: lets the
+    bench score `proxy_points`' own batches with both estimators without changing it."""
+    seen: list = []
+    select = trainer.select
+
+    def wrapped(batch, *args, **kwargs):
+        selection = select(batch, *args, **kwargs)
+        seen.append((batch, selection))
+        return selection
+
+    trainer.select = wrapped
+    return seen
+
+
 def run_proxy_check(job: Job, size: Size, out: Path, threads: int) -> dict:
-    """`C_c` and measured `V_c` at a few checkpoints of `job`'s run (the SFT start included);
-    cached in OUT/proxy.json."""
+    """Both phase scores (`C_c`, the paper's; signed `D²`, the debiased one) and the measured
+    `V_c` per phase at a few checkpoints of `job`'s run (the SFT start included), on the same
+    batches and chunks, using only the env's score dims; cached in OUT/proxy.json."""
     from pcm_engine.checkpoint import list_checkpoints, load_checkpoint
     from pcm_engine.metrics import FanOutSink
     from pcm_engine.trainer import Trainer
@@ -343,14 +468,20 @@ def run_proxy_check(job: Job, size: Size, out: Path, threads: int) -> dict:
     path = out / "proxy.json"
     if path.exists():
         cached = json.loads(path.read_text())
-        if cached.get("source") == str(job.run_dir) and cached.get("config") == job.config.config_hash():
+        if (
+            cached.get("source") == str(job.run_dir)
+            and cached.get("config") == job.config.config_hash()
+            and cached.get("version") == PROXY_VERSION
+            and (cached.get("batches"), cached.get("samples_per_phase"), cached.get("checkpoints"))
+            == (size.proxy_batches, size.proxy_samples, size.proxy_checkpoints)
+        ):
             return cached
     checkpoints = [None] + list_checkpoints(job.run_dir)
     chosen = sorted({round(i) for i in np.linspace(0, len(checkpoints) - 1, size.proxy_checkpoints)})
     config = RunConfig.from_dict(
         job.config.to_dict(), {"train.seed": PROXY_SEED, "train.torch_threads": threads}
     )
-    points = []
+    points, dims = [], None
     for index in chosen:
         checkpoint = checkpoints[index]
         with tempfile.TemporaryDirectory() as tmp:
@@ -358,18 +489,34 @@ def run_proxy_check(job: Job, size: Size, out: Path, threads: int) -> dict:
             if checkpoint is not None:
                 load_checkpoint(checkpoint, policy=trainer.policy, optimizer=trainer.optimizer)
             step = checkpoint.step if checkpoint else 0
-            for point in proxy_points(trainer, size.proxy_batches, size.proxy_samples):
-                points.append({"step": step, **asdict(point)})
+            dims = tuple(int(d) for d in trainer.env.score_dims)
+            seen = recording_select(trainer)
+            found = proxy_points(trainer, size.proxy_batches, size.proxy_samples)
+            scores = [both_scores(batch, selection, dims) for batch, selection in seen]
+            for point in found:
+                paper, debiased = scores[point.batch]
+                points.append(
+                    {
+                        "step": step,
+                        **asdict(point),
+                        "paper": paper.get(point.phase),
+                        "debiased": debiased.get(point.phase),  # signed D²; None: undefined
+                    }
+                )
     result = {
+        "version": PROXY_VERSION,
         "source": str(job.run_dir),
         "config": job.config.config_hash(),
         "method": job.method.name,
         "seed": job.seed,
+        "run_score": job.config.pcm.score,
+        "score_dims": list(dims) if dims is not None else None,
         "samples_per_phase": size.proxy_samples,
         "batches": size.proxy_batches,
+        "checkpoints": size.proxy_checkpoints,
         "points": points,
     }
-    path.write_text(json.dumps(result, indent=1))
+    path.write_text(json.dumps(finite(result), indent=1))
     return result
 
 
@@ -385,7 +532,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--methods", help="comma-separated method names (default: all)")
     parser.add_argument("--workers", type=int, default=2, help="trainings in parallel (default 2)")
     parser.add_argument("--threshold", type=float, help="success threshold (default: by rule)")
-    parser.add_argument("--out", help="raw results folder (default bench/out/reproduce; --quick: a temp dir)")
+    parser.add_argument(
+        "--out",
+        help="raw results folder (default bench/out/reproduce; --quick: a temp dir, and the quick "
+        "report goes to OUT/report instead of docs/)",
+    )
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from OUT only")
     parser.add_argument("--estimate-only", action="store_true", help="print the time estimate and stop")
     args = parser.parse_args(argv)
@@ -438,7 +589,7 @@ def train_everything(
     if build_sft_start(base, out, plan.workers) != plan.sft_policy:
         raise RuntimeError("the SFT start landed somewhere else than its cache key says")
     if pending:
-        run_jobs(pending, size, plan.workers)
+        run_jobs(pending, plan.workers)
     proxy_source = jobs[0]
     print(f"proxy check on {proxy_source.run_dir} ...", file=sys.stderr, flush=True)
     run_proxy_check(proxy_source, size, out, plan.workers)
@@ -448,6 +599,8 @@ def finite(value):
     """NaN -> None (JSON has no NaN), numpy scalars -> Python numbers, recursively."""
     if isinstance(value, dict):
         return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     return None if isinstance(value, float) and math.isnan(value) else value
@@ -458,15 +611,23 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     if args.out:
         out = Path(args.out).resolve()  # resolve_start keeps absolute paths; so do run configs
-    elif args.size == "quick":
+    elif args.size == "quick" and not args.estimate_only:
         out = Path(tempfile.mkdtemp(prefix="reproduce-quick-"))
+    elif args.size == "quick":
+        out = Path(tempfile.gettempdir()) / "reproduce-quick-estimate"  # never created
     else:
         out = ROOT / "bench" / "out" / "reproduce"
-    out.mkdir(parents=True, exist_ok=True)
+    if not args.estimate_only:  # an estimate creates nothing
+        out.mkdir(parents=True, exist_ok=True)
     plan = make_plan(args, out)
     size = SIZES[plan.size]
     methods = [m for m in methods_for(plan.budgets) if m.name in plan.methods]
-    base = base_config(size, plan.steps)
+    try:
+        base = base_config(size, plan.steps)
+    except ConfigError:
+        if not args.report_only:
+            raise
+        base = None  # the report quotes the runs' saved configs; the preset is not needed
     print(f"raw results in {out}", file=sys.stderr)
     if args.estimate_only:
         train_everything(plan, size, base, methods, out, estimate_only=True)
@@ -474,10 +635,15 @@ def main(argv: list[str] | None = None) -> None:
     if not args.report_only:
         train_everything(plan, size, base, methods, out)
         finished = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        plan.sessions.append({"finished": finished, "seconds": time.perf_counter() - started})
+        commit, dirty = code_state()
+        plan.sessions.append(
+            {"finished": finished, "seconds": time.perf_counter() - started, "commit": commit, "dirty": dirty}
+        )
         plan.save(out)
-    summary = build_report(plan, base, methods, out, preset_size=(size.steps, size.seeds))
-    print(f"wrote {RESULTS_MD.relative_to(ROOT)} and {FIGURES.relative_to(ROOT)}/", file=sys.stderr)
+    # a quick smoke run never overwrites the real report: its page goes beside its raw results
+    paths = ReportPaths(out / "report") if plan.size == "quick" else ReportPaths(ROOT / "docs")
+    summary = build_report(plan, base, methods, out, preset_size=(size.steps, size.seeds), paths=paths)
+    print(f"wrote {paths.results_md} and {paths.figures}/", file=sys.stderr)
     print(json.dumps(finite(summary)))
 
 
