@@ -92,8 +92,8 @@ def main() -> None:
     paper = config.pcm.score == "paper"  # D² is signed with a null near 0: no ratio
     name = "C_c" if paper else "D2"
     print(
-        f"{'phase':14s} {'chunks/batch':>12s} {'succ':>5s} {'fail':>5s} {name:>6s} {'null ' + name:>9s} {name + '/null':>8s} "
-        f"{'p (mean)':>9s}"
+        f"{'phase':14s} {'chunks/batch':>12s} {'succ':>5s} {'fail':>5s} {name:>6s} "
+        f"{'null ' + name:>9s} {name + '/null':>8s} {'p (mean)':>9s}"
     )
     summary = {}
     for phase, stats in sorted(per_phase.items()):
@@ -111,7 +111,10 @@ def main() -> None:
         ratio = f"{s['ratio']:.2f}" if s["ratio"] is not None else "-"
         chunks, p_value = s["chunks_per_batch"], s["p_value"]
         wins, losses = s["chunks_per_batch_success"], s["chunks_per_batch_failure"]
-        print(f"{phase:14s} {chunks:12.0f} {wins:5.0f} {losses:5.0f} {score:6.2f} {null:9.2f} {ratio:>8s} {p_value:9.3f}")
+        print(
+            f"{phase:14s} {chunks:12.0f} {wins:5.0f} {losses:5.0f} {score:6.2f} {null:9.2f} "
+            f"{ratio:>8s} {p_value:9.3f}"
+        )
     print(
         json.dumps(
             {
