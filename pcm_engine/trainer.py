@@ -495,7 +495,8 @@ class Trainer:
         """Chunk rows of each forward/backward of one mini-batch (trajectories `mini`, rows
         `mini_rows`): whole trajectories, `micro_batch_trajectories` at a time, or with
         `micro_batch_chunks` set, up to that many chunks at a time, packed across trajectories.
-        The loss is a sum normalised per mini-batch, so either way the gradient is the same."""
+        The loss is a sum normalised per mini-batch, so either way the gradient is the same.
+        Trajectories that keep no chunk make no pass."""
         g = self.config.grpo
         if g.micro_batch_chunks:
             return [
@@ -503,7 +504,8 @@ class Trainer:
                 for i in range(0, len(mini_rows), g.micro_batch_chunks)
             ]
         step = g.micro_batch_trajectories
-        return [np.flatnonzero(np.isin(batch.traj, mini[i : i + step])) for i in range(0, len(mini), step)]
+        passes = [np.flatnonzero(np.isin(batch.traj, mini[i : i + step])) for i in range(0, len(mini), step)]
+        return [rows for rows in passes if len(rows)]  # top_phase: a trajectory may keep nothing
 
     @torch.no_grad()
     def _reference_log_probs(self, batch: ChunkBatch, rows: np.ndarray) -> torch.Tensor:
