@@ -1047,9 +1047,24 @@ def header_lines(plan: Plan, quick: bool, preset_size: tuple[int, int] | None = 
         ]
     when = last.get("finished", "—")
     rebuilt = f" (page rebuilt at `{head}`)" if head and commit and head != commit else ""
+    commits = [f"`{c}`" for c in dict.fromkeys(x.get("commit") for x in plan.sessions) if c]
+    if len(commits) > 1:  # sessions ran different commits: name each, with what happened in it
+        commit_line = (
+            "- **Commits:** "
+            + "; ".join(
+                f"session {i}: `{x.get('commit')}`" + (f" ({x['note']})" if x.get("note") else "")
+                for i, x in enumerate(plan.sessions, start=1)
+            )
+            + rebuilt
+            + "."
+        )
+    else:
+        commit_line = (
+            f"- **Commit:** `{commit}`" + (" with uncommitted changes" if dirty else "") + rebuilt + "."
+        )
     lines += [
         f"- **Date:** {when} (end of the last benchmark session).",
-        f"- **Commit:** `{commit}`" + (" with uncommitted changes" if dirty else "") + rebuilt + ".",
+        commit_line,
         f"- **Machine:** {machine()}.",
         f"- **Benchmark wall-clock:** {duration(total)} over {len(plan.sessions)} session(s), "
         f"{plan.workers} runs in parallel, one torch thread each.",
