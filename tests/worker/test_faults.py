@@ -196,11 +196,14 @@ def test_an_sft_start_is_trained_once_for_runs_that_share_it(two_workers):
 
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
     announced = [
-        e.payload
+        (run_id, e.payload["folder"])
         for run_id in ids
         for e in events_in_db(stack, run_id)
         if e.payload.get("message") == "preparing SFT start"
     ]
-    assert len(announced) == 1
-    (start,) = list((stack.data_dir / "sft-starts").iterdir())
-    assert announced[0]["folder"] == str(start.resolve()) and (start / "policy" / "policy.json").is_file()
+    # the preset's start has two stages (pre-training, fine-tuning), each cached in its folder:
+    # each trained once, both by the same worker, announced on its run's stream
+    stages = sorted((stack.data_dir / "sft-starts").iterdir())
+    assert len(stages) == 2 and all((stage / "policy" / "policy.json").is_file() for stage in stages)
+    assert sorted(folder for _, folder in announced) == sorted(str(stage.resolve()) for stage in stages)
+    assert len({run_id for run_id, _ in announced}) == 1
