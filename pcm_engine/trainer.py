@@ -6,6 +6,7 @@ MetricSink; it knows nothing of where the numbers go.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import resource
 import time
@@ -26,7 +27,7 @@ from pcm_engine.checkpoint import (
 )
 from pcm_engine.config import RunConfig
 from pcm_engine.envs import VecEnv, make_env
-from pcm_engine.grpo import group_advantages, mixed_group_mask, surrogate_sums
+from pcm_engine.grpo import LOSS_STATS, group_advantages, mixed_group_mask, surrogate_sums
 from pcm_engine.metrics import ChunkRecord, MetricSink
 from pcm_engine.pcm import (
     KeepWeights,
@@ -39,7 +40,7 @@ from pcm_engine.pcm import (
     unbiased_weights,
 )
 from pcm_engine.phases import PHASES, gripper_close_fraction, label_phases
-from pcm_engine.policies import VLAPolicy
+from pcm_engine.policies import PolicyInputs, VLAPolicy
 from pcm_engine.rollout import ChunkBatch, collect_rollouts
 from pcm_engine.seeding import step_stream, step_torch_generator
 
@@ -79,6 +80,22 @@ def build_policy(config: RunConfig, env: VecEnv, device: torch.device) -> VLAPol
             image_size=env.image_size,
         )
     return policy.to(device)
+
+
+def rows_by_trajectory(traj: np.ndarray, num_trajectories: int) -> list[np.ndarray]:
+    """`[rows of trajectory 0, rows of trajectory 1, ...]`, each ascending, from one sort."""
+    order = np.argsort(traj, kind="stable")
+    bounds = np.cumsum(np.bincount(traj, minlength=num_trajectories))[:-1]
+    return np.split(order, bounds)
+
+
+def _rows_of_observations(batch: ChunkBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The images, proprio and instructions of chunk rows `rows` (`VLAPolicy.prepare`'s
+    arguments); a run of consecutive rows is sliced, not copied."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
+        take = slice(int(rows[0]), int(rows[-1]) + 1)
+        return batch.images[take], batch.proprio[take], batch.chunk_instructions(rows)
+    return batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows)
 
 
 def peak_rss_bytes() -> int:
@@ -157,6 +174,7 @@ class Trainer:
         self.stopped_early = False
         self._last_log = time.perf_counter()
         self._param_storages = {p.untyped_storage().data_ptr() for p in self.policy.parameters()}
+        self._trainable = trainable
         config.save(self.run_dir / "config.yaml")
         self.resumed_checkpoint: Path | None = None
         self.resume_from = self._try_resume() if resume else None
@@ -414,72 +432,112 @@ class Trainer:
             estimator=estimator,
         )
 
-    def actor_forward(self, batch: ChunkBatch, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def actor_forward(
+        self,
+        batch: ChunkBatch,
+        rows: np.ndarray,
+        *,
+        inputs: PolicyInputs | None = None,
+        tokens: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced log-probs and entropy of the chunk rows `rows` — the only place the
-        actor runs with gradients, and it only ever receives kept chunks."""
-        inputs = self.policy.prepare(batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows))
-        tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
+        actor runs with gradients, and it only ever receives kept chunks. `inputs` and `tokens`,
+        when the caller has them already, are those rows' policy inputs and action tokens."""
+        if inputs is None:
+            inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
+        if tokens is None:
+            tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
         return self.policy.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)
 
     def update(self, selection: Selection) -> dict[str, float]:
         """One PPO epoch over the update batch in mini-batches of trajectories; each mini-batch
-        is one optimizer step, accumulated over micro-batches (`_micro_batches`)."""
+        is one optimizer step, accumulated over micro-batches (`_micro_batches`).
+
+        Work that does not grow with the chunks of a pass is done once: rows are grouped by
+        trajectory once per update, the per-chunk tensors of the loss are copied to the device
+        once per mini-batch (a pass takes a slice), the loss statistics and gradient norms stay
+        on the device until the end (no wait for the device after every pass), and activation
+        bytes are metered once per pass shape (chunks, instruction width, padding), which is
+        all they depend on."""
         g = self.config.grpo
         batch = selection.update_batch
         if batch.num_chunks == 0:
             return {M.TRAIN_UPDATED: 0.0, M.TRAIN_UPDATE_TRAJECTORIES: 0.0}
         tokens_per_chunk = batch.tokens.shape[1]
         order = self.stream("order").permutation(batch.num_trajectories)
-        totals = dict(loss=0.0, entropy=0.0, clipped=0.0, approx_kl=0.0, ref_kl=0.0, weight=0.0)
-        grad_norms, peak_activation = [], 0
+        rows_of = rows_by_trajectory(batch.traj, batch.num_trajectories)
+        totals = torch.zeros(len(LOSS_STATS), dtype=torch.float64, device=self.device)
+        total_weight, grad_norms = 0.0, []
+        activation: dict[tuple, int] = {}  # pass shape -> saved bytes
         for mini in np.array_split(order, min(g.mini_batches, batch.num_trajectories)):
-            mini_rows = np.flatnonzero(np.isin(batch.traj, mini))
+            mini_rows = np.sort(np.concatenate([rows_of[t] for t in mini]))
             normaliser = self.normaliser(selection, mini, mini_rows) * tokens_per_chunk
             if normaliser <= 0 or len(mini_rows) == 0:
                 continue
             self.optimizer.zero_grad(set_to_none=True)
-            for rows in self._micro_batches(batch, mini, mini_rows):
-                meter = SavedTensorMeter(self._param_storages)
-                with meter.hooks():
-                    log_probs, entropy = self.actor_forward(batch, rows)
-                    ref = self._reference_log_probs(batch, rows) if self.reference is not None else None
+            passes = [rows for rows in self._micro_batches(batch, mini, mini_rows, rows_of) if len(rows)]
+            chunk = self._chunk_tensors(batch, selection, np.concatenate(passes))
+            start = 0
+            for rows in passes:
+                # a pass's own copy of its slice (a device-side copy, no transfer): what autograd
+                # saves of it is then this pass's, as the activation meter counts storages
+                part = {k: t[start : start + len(rows)].clone() for k, t in chunk.items()}
+                start += len(rows)
+                inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
+                shape = (len(rows), inputs.input_ids.shape[1], inputs.unpadded)
+                meter = SavedTensorMeter(self._param_storages) if shape not in activation else None
+                with meter.hooks() if meter is not None else contextlib.nullcontext():
+                    log_probs, entropy = self.actor_forward(batch, rows, inputs=inputs, tokens=part["tokens"])
+                    ref = None
+                    if self.reference is not None:
+                        ref = self._reference_log_probs(inputs, part["tokens"])
                     sums = surrogate_sums(
                         log_probs,
-                        torch.as_tensor(batch.old_log_probs[rows], device=self.device),
+                        part["old_log_probs"],
                         entropy,
-                        torch.as_tensor(selection.advantages[batch.traj[rows]], device=self.device).float(),
-                        torch.as_tensor(selection.chunk_weights[rows], device=self.device).float(),
+                        part["advantages"],
+                        part["weights"],
                         clip_low=g.clip_low,
                         clip_high=g.clip_high,
                         entropy_coef=g.entropy_coef,
                         kl_coef=g.kl_coef,
                         ref_log_probs=ref,
                     )
-                peak_activation = max(peak_activation, meter.bytes)
+                if meter is not None:
+                    activation[shape] = meter.bytes
                 (sums.loss / normaliser).backward()
-                totals["loss"] += sums.policy_loss
-                totals["entropy"] += sums.entropy
-                totals["clipped"] += sums.clipped
-                totals["approx_kl"] += sums.approx_kl
-                totals["ref_kl"] += sums.ref_kl
-            totals["weight"] += normaliser
-            params = [p for p in self.policy.parameters() if p.requires_grad]
-            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm)))
+                totals += sums.stats.double()
+            total_weight += normaliser
+            grad_norms.append(torch.nn.utils.clip_grad_norm_(self._trainable, g.max_grad_norm))
             self.optimizer.step()
-        w = max(totals["weight"], 1e-12)
+        w = max(total_weight, 1e-12)
+        stats = dict(zip(LOSS_STATS, totals.tolist(), strict=True))
         out = {
             M.TRAIN_UPDATED: 1.0,
             M.TRAIN_UPDATE_TRAJECTORIES: float(batch.num_trajectories),
-            M.TRAIN_POLICY_LOSS: totals["loss"] / w,
-            M.TRAIN_ENTROPY: totals["entropy"] / w,
-            M.TRAIN_CLIP_FRACTION: totals["clipped"] / w,
-            M.TRAIN_APPROX_KL: totals["approx_kl"] / w,
-            M.TRAIN_GRAD_NORM: float(np.mean(grad_norms)) if grad_norms else 0.0,
-            M.MEM_ACTIVATION: float(peak_activation),
+            M.TRAIN_POLICY_LOSS: stats["policy_loss"] / w,
+            M.TRAIN_ENTROPY: stats["entropy"] / w,
+            M.TRAIN_CLIP_FRACTION: stats["clipped"] / w,
+            M.TRAIN_APPROX_KL: stats["approx_kl"] / w,
+            M.TRAIN_GRAD_NORM: float(np.mean(torch.stack(grad_norms).tolist())) if grad_norms else 0.0,
+            M.MEM_ACTIVATION: float(max(activation.values(), default=0)),
         }
         if self.reference is not None:
-            out[M.TRAIN_REF_KL] = totals["ref_kl"] / w
+            out[M.TRAIN_REF_KL] = stats["ref_kl"] / w
         return out
+
+    def _chunk_tensors(
+        self, batch: ChunkBatch, selection: Selection, rows: np.ndarray
+    ) -> dict[str, torch.Tensor]:
+        """The per-chunk tensors of the loss for `rows`, in that order, on the device: one copy
+        per mini-batch, of which each pass takes its slice."""
+        device = self.device
+        return {
+            "tokens": torch.as_tensor(batch.tokens[rows], device=device),
+            "old_log_probs": torch.as_tensor(batch.old_log_probs[rows], device=device),
+            "advantages": torch.as_tensor(selection.advantages[batch.traj[rows]], device=device).float(),
+            "weights": torch.as_tensor(selection.chunk_weights[rows], device=device).float(),
+        }
 
     @staticmethod
     def normaliser(selection: Selection, mini: np.ndarray, mini_rows: np.ndarray) -> float:
@@ -491,11 +549,14 @@ class Trainer:
             return float(selection.full_weights[mini].sum())
         return float(selection.chunk_weights[mini_rows].sum())
 
-    def _micro_batches(self, batch: ChunkBatch, mini: np.ndarray, mini_rows: np.ndarray) -> list[np.ndarray]:
+    def _micro_batches(
+        self, batch: ChunkBatch, mini: np.ndarray, mini_rows: np.ndarray, rows_of: list[np.ndarray]
+    ) -> list[np.ndarray]:
         """Chunk rows of each forward/backward of one mini-batch (trajectories `mini`, rows
-        `mini_rows`): whole trajectories, `micro_batch_trajectories` at a time, or with
-        `micro_batch_chunks` set, up to that many chunks at a time, packed across trajectories.
-        The loss is a sum normalised per mini-batch, so either way the gradient is the same."""
+        `mini_rows`, `rows_of[t]` the rows of trajectory t): whole trajectories,
+        `micro_batch_trajectories` at a time, or with `micro_batch_chunks` set, up to that many
+        chunks at a time, packed across trajectories. The loss is a sum normalised per
+        mini-batch, so either way the gradient is the same."""
         g = self.config.grpo
         if g.micro_batch_chunks:
             return [
@@ -503,14 +564,13 @@ class Trainer:
                 for i in range(0, len(mini_rows), g.micro_batch_chunks)
             ]
         step = g.micro_batch_trajectories
-        return [np.flatnonzero(np.isin(batch.traj, mini[i : i + step])) for i in range(0, len(mini), step)]
+        groups = [mini[i : i + step] for i in range(0, len(mini), step)]
+        return [np.sort(np.concatenate([rows_of[t] for t in group])) for group in groups]
 
     @torch.no_grad()
-    def _reference_log_probs(self, batch: ChunkBatch, rows: np.ndarray) -> torch.Tensor:
-        inputs = self.reference.prepare(
-            batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows)
-        )
-        tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
+    def _reference_log_probs(self, inputs: PolicyInputs, tokens: torch.Tensor) -> torch.Tensor:
+        """The frozen initial policy's log-probs of `tokens` (`grpo.kl_coef`), on the actor's
+        inputs (both policies prepare observations alike)."""
         return self.reference.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)[0]
 
     def evaluate(self) -> dict[str, float]:

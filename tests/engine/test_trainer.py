@@ -39,9 +39,9 @@ def test_actor_forward_only_ever_receives_kept_chunks(tiny, mixed, tmp_path):
     seen = []
     real_forward = trainer.actor_forward
 
-    def spy(batch, rows):
+    def spy(batch, rows, **kwargs):
         seen.append((batch, rows))
-        return real_forward(batch, rows)
+        return real_forward(batch, rows, **kwargs)
 
     trainer.actor_forward = spy
     rollout = trainer.rollout()
@@ -79,9 +79,9 @@ def _count_forwards(trainer) -> list[int]:
     sizes = []
     real_forward = trainer.actor_forward
 
-    def spy(batch, rows):
+    def spy(batch, rows, **kwargs):
         sizes.append(len(rows))
-        return real_forward(batch, rows)
+        return real_forward(batch, rows, **kwargs)
 
     trainer.actor_forward = spy
     return sizes
