@@ -98,6 +98,93 @@ def _rows_of_observations(batch: ChunkBatch, rows: np.ndarray) -> tuple[np.ndarr
     return batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows)
 
 
+@dataclass(frozen=True)
+class PassShape:
+    """What the activations a pass saves grow with: its chunks, its instruction width (tokens of
+    its longest instruction, every row padded to it) and whether any row is padded."""
+
+    chunks: int
+    width: int
+    padded: bool
+
+
+def shape_of(widths: np.ndarray) -> PassShape:
+    """The shape of a pass whose rows have instruction widths `widths`."""
+    return PassShape(len(widths), int(widths.max()), bool(widths.min() != widths.max()))
+
+
+def memory_mode_shapes(
+    minis: list[np.ndarray], chunks: np.ndarray, widths: np.ndarray, per_pass: int
+) -> list[PassShape]:
+    """The passes `micro_batch_chunks: memory` makes of mini-batches `minis` (trajectory ids in
+    update order) when trajectory t has `chunks[t]` chunks of instruction width `widths[t]`:
+    `per_pass` trajectories at a time."""
+    shapes = []
+    for mini in minis:
+        for i in range(0, len(mini), per_pass):
+            group = mini[i : i + per_pass]
+            shape = shape_of(widths[group])
+            shapes.append(PassShape(int(chunks[group].sum()), shape.width, shape.padded))
+    return shapes
+
+
+PassCap = Callable[[int, bool], int]
+"""(instruction width, padded) -> the most chunks one pass of that width may hold."""
+
+
+def cap_within(shapes: list[PassShape]) -> PassCap:
+    """Passes that save no more than the largest of `shapes` of at least their width: as many
+    chunks, and padding only if that one pads too. (A pass's saved bytes grow with each of
+    chunks, width and padding, so such a pass saves no more than that one.)"""
+    cache: dict[tuple[int, bool], int] = {}
+
+    def cap(width: int, padded: bool) -> int:
+        if (width, padded) not in cache:
+            fitting = (s.chunks for s in shapes if s.width >= width and (s.padded or not padded))
+            cache[width, padded] = max(fitting, default=0)
+        return cache[width, padded]
+
+    return cap
+
+
+def pack_rows(rows: np.ndarray, widths: np.ndarray, cap: PassCap) -> list[np.ndarray]:
+    """Chunk rows `rows` (instruction widths `widths`) in as few passes as `cap` allows, each
+    one's rows ascending. Rows go longest instruction first; a pass fills up to `cap(width,
+    False)` with rows of its width and then, while `cap(width, True)` allows, pads shorter ones.
+    If splitting the same rows evenly into that many passes also fits, the passes are even
+    (the same count, a lower peak)."""
+    if len(rows) == 0:
+        return []
+    order = np.lexsort((rows, -widths))
+    rows, widths = rows[order], widths[order]
+    starts = np.flatnonzero(np.r_[True, widths[1:] != widths[:-1]])
+    ends = np.r_[starts[1:], len(rows)]
+    bounds, filled, width = [], 0, 0
+    for start, end in zip(starts, ends, strict=True):
+        position, left = int(start), int(end - start)
+        while left:
+            if filled == 0:
+                width = int(widths[position])
+                take = min(left, max(1, cap(width, False)))
+            else:  # joining a pass of longer instructions pads this group's rows
+                room = cap(width, True) - filled
+                if room <= 0:
+                    bounds.append(position)
+                    filled = 0
+                    continue
+                take = min(left, room)
+            filled, position, left = filled + take, position + take, left - take
+            if left:
+                bounds.append(position)
+                filled = 0
+    greedy = np.split(np.arange(len(rows)), bounds)
+    even = np.array_split(np.arange(len(rows)), len(greedy))
+    fits = all(
+        len(part) <= cap(shape.width, shape.padded) for part in even for shape in [shape_of(widths[part])]
+    )
+    return [np.sort(rows[part]) for part in (even if fits else greedy)]
+
+
 def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
@@ -144,6 +231,9 @@ class Selection:
     # reweight unbiased: [trajectories of update_batch] each one's total chunk weight had every
     # chunk been kept; a mini-batch's loss is normalised by their sum, which no draw changes
     full_weights: np.ndarray | None = None
+    # [trajectories of update_batch] chunks of each before selection (what GRPO would update);
+    # None = take the kept ones
+    full_chunks: np.ndarray | None = None
 
 
 class Trainer:
@@ -175,6 +265,7 @@ class Trainer:
         self._last_log = time.perf_counter()
         self._param_storages = {p.untyped_storage().data_ptr() for p in self.policy.parameters()}
         self._trainable = trainable
+        self._chunk_bytes: dict[tuple[int, bool], float] = {}  # grpo.pass_memory_mb's probes
         config.save(self.run_dir / "config.yaml")
         self.resumed_checkpoint: Path | None = None
         self.resume_from = self._try_resume() if resume else None
@@ -366,6 +457,7 @@ class Trainer:
             refreshed=refreshed,
             score_nulls=self._score_nulls(batch, chunk_phases),
             full_weights=full_weights,
+            full_chunks=np.array([len(traj.phases) for traj in chunks], dtype=np.int64),
         )
 
     def _loss_weights(
@@ -441,8 +533,10 @@ class Trainer:
         tokens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced log-probs and entropy of the chunk rows `rows` — the only place the
-        actor runs with gradients, and it only ever receives kept chunks. `inputs` and `tokens`,
-        when the caller has them already, are those rows' policy inputs and action tokens."""
+        actor runs with gradients and back-propagates (`grpo.pass_memory_mb`'s one-off probe,
+        `_chunk_activation`, runs a two-chunk forward and drops it), and it only ever receives
+        kept chunks. `inputs` and `tokens`, when the caller has them already, are those rows'
+        policy inputs and action tokens."""
         if inputs is None:
             inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
         if tokens is None:
@@ -451,7 +545,8 @@ class Trainer:
 
     def update(self, selection: Selection) -> dict[str, float]:
         """One PPO epoch over the update batch in mini-batches of trajectories; each mini-batch
-        is one optimizer step, accumulated over micro-batches (`_micro_batches`).
+        is one optimizer step, accumulated over forward/backward passes (`_micro_batches`, per
+        `grpo.micro_batch_chunks`; reported as `train/passes`).
 
         Work that does not grow with the chunks of a pass is done once: rows are grouped by
         trajectory once per update, the per-chunk tensors of the loss are copied to the device
@@ -462,20 +557,27 @@ class Trainer:
         g = self.config.grpo
         batch = selection.update_batch
         if batch.num_chunks == 0:
-            return {M.TRAIN_UPDATED: 0.0, M.TRAIN_UPDATE_TRAJECTORIES: 0.0}
+            return {M.TRAIN_UPDATED: 0.0, M.TRAIN_UPDATE_TRAJECTORIES: 0.0, M.TRAIN_PASSES: 0.0}
         tokens_per_chunk = batch.tokens.shape[1]
         order = self.stream("order").permutation(batch.num_trajectories)
+        minis = np.array_split(order, min(g.mini_batches, batch.num_trajectories))
         rows_of = rows_by_trajectory(batch.traj, batch.num_trajectories)
+        widths = self.policy.text_tokenizer.lengths(
+            batch.instructions, self.policy.config.max_instruction_bytes
+        )
+        cap = self._pass_cap(selection, minis, rows_of, widths)
         totals = torch.zeros(len(LOSS_STATS), dtype=torch.float64, device=self.device)
-        total_weight, grad_norms = 0.0, []
+        total_weight, grad_norms, num_passes = 0.0, [], 0
         activation: dict[tuple, int] = {}  # pass shape -> saved bytes
-        for mini in np.array_split(order, min(g.mini_batches, batch.num_trajectories)):
+        for mini in minis:
             mini_rows = np.sort(np.concatenate([rows_of[t] for t in mini]))
             normaliser = self.normaliser(selection, mini, mini_rows) * tokens_per_chunk
             if normaliser <= 0 or len(mini_rows) == 0:
                 continue
             self.optimizer.zero_grad(set_to_none=True)
-            passes = [rows for rows in self._micro_batches(batch, mini, mini_rows, rows_of) if len(rows)]
+            passes = self._micro_batches(batch, mini, mini_rows, rows_of, widths[batch.traj[mini_rows]], cap)
+            passes = [rows for rows in passes if len(rows)]
+            num_passes += len(passes)
             chunk = self._chunk_tensors(batch, selection, np.concatenate(passes))
             start = 0
             for rows in passes:
@@ -515,6 +617,7 @@ class Trainer:
         out = {
             M.TRAIN_UPDATED: 1.0,
             M.TRAIN_UPDATE_TRAJECTORIES: float(batch.num_trajectories),
+            M.TRAIN_PASSES: float(num_passes),
             M.TRAIN_POLICY_LOSS: stats["policy_loss"] / w,
             M.TRAIN_ENTROPY: stats["entropy"] / w,
             M.TRAIN_CLIP_FRACTION: stats["clipped"] / w,
@@ -550,22 +653,68 @@ class Trainer:
         return float(selection.chunk_weights[mini_rows].sum())
 
     def _micro_batches(
-        self, batch: ChunkBatch, mini: np.ndarray, mini_rows: np.ndarray, rows_of: list[np.ndarray]
+        self,
+        batch: ChunkBatch,
+        mini: np.ndarray,
+        mini_rows: np.ndarray,
+        rows_of: list[np.ndarray],
+        row_widths: np.ndarray,
+        cap: PassCap | None,
     ) -> list[np.ndarray]:
         """Chunk rows of each forward/backward of one mini-batch (trajectories `mini`, rows
-        `mini_rows`, `rows_of[t]` the rows of trajectory t): whole trajectories,
-        `micro_batch_trajectories` at a time, or with `micro_batch_chunks` set, up to that many
-        chunks at a time, packed across trajectories. The loss is a sum normalised per
-        mini-batch, so either way the gradient is the same."""
+        `mini_rows` of instruction widths `row_widths`, `rows_of[t]` the rows of trajectory t),
+        per `grpo.micro_batch_chunks`: `auto` packs them in as few passes as `cap` allows
+        (`_pass_cap`, `pack_rows`); `memory` takes `micro_batch_trajectories` whole
+        trajectories at a time; N takes up to N chunks at a time, packed across trajectories.
+        The loss is a sum normalised per mini-batch, so the gradient is the same whichever."""
         g = self.config.grpo
-        if g.micro_batch_chunks:
-            return [
-                mini_rows[i : i + g.micro_batch_chunks]
-                for i in range(0, len(mini_rows), g.micro_batch_chunks)
-            ]
-        step = g.micro_batch_trajectories
-        groups = [mini[i : i + step] for i in range(0, len(mini), step)]
-        return [np.sort(np.concatenate([rows_of[t] for t in group])) for group in groups]
+        if g.micro_batch_chunks == "auto":
+            return pack_rows(mini_rows, row_widths, cap)
+        if g.micro_batch_chunks == "memory":
+            step = g.micro_batch_trajectories
+            groups = [mini[i : i + step] for i in range(0, len(mini), step)]
+            return [np.sort(np.concatenate([rows_of[t] for t in group])) for group in groups]
+        n = g.micro_batch_chunks
+        return [mini_rows[i : i + n] for i in range(0, len(mini_rows), n)]
+
+    def _pass_cap(
+        self, selection: Selection, minis: list[np.ndarray], rows_of: list[np.ndarray], widths: np.ndarray
+    ) -> PassCap | None:
+        """The per-pass budget of `micro_batch_chunks: auto` for this update (None otherwise):
+        with `grpo.pass_memory_mb`, that many MiB at the measured bytes per chunk
+        (`_chunk_activation`); else the passes GRPO's `memory` mode makes of these trajectories
+        with every chunk kept, in this update's order (`cap_within`)."""
+        g = self.config.grpo
+        if g.micro_batch_chunks != "auto":
+            return None
+        if g.pass_memory_mb is not None:
+            per_chunk = self._chunk_activation(selection.update_batch, rows_of, widths)
+            most = max(1, int(g.pass_memory_mb * 2**20 // max(per_chunk, 1.0)))
+            return lambda width, padded: most
+        full = selection.full_chunks
+        if full is None:
+            full = np.array([len(rows) for rows in rows_of], dtype=np.int64)
+        return cap_within(memory_mode_shapes(minis, full, widths, g.micro_batch_trajectories))
+
+    def _chunk_activation(self, batch: ChunkBatch, rows_of: list[np.ndarray], widths: np.ndarray) -> float:
+        """Bytes autograd saves per chunk at this batch's longest instruction, padded if the batch
+        has a shorter one: half of what a two-chunk forward of a row of each saves (an upper
+        bound per chunk: what a pass saves whatever its size is in it too). Measured once per
+        run and (width, padded), without a backward and without moving any random stream."""
+        present = [t for t, rows in enumerate(rows_of) if len(rows)]
+        wide = max(present, key=lambda t: (widths[t], -t))
+        narrow = min(present, key=lambda t: (widths[t], t))
+        key = (int(widths[wide]), bool(widths[narrow] != widths[wide]))
+        if key not in self._chunk_bytes:
+            rows = np.array([rows_of[wide][0], rows_of[narrow][0]])
+            inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
+            tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
+            meter = SavedTensorMeter(self._param_storages)
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), meter.hooks():
+                self.policy.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)
+            self._chunk_bytes[key] = meter.bytes / len(rows)
+        return self._chunk_bytes[key]
 
     @torch.no_grad()
     def _reference_log_probs(self, inputs: PolicyInputs, tokens: torch.Tensor) -> torch.Tensor:

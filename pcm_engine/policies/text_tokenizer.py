@@ -40,6 +40,13 @@ class ByteTokenizer:
         mask = (columns < lengths[:, None]).astype(np.int64)
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
+    def lengths(self, texts: list[str], max_len: int) -> np.ndarray:
+        """The number of real tokens (bytes kept + EOS) `encode` gives each text: a batch of
+        texts is as wide as its longest, and padded unless all are equally long."""
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        return np.array([min(len(text.encode("utf-8")), max_len - 1) + 1 for text in texts], dtype=np.int64)
+
     def decode(self, ids: torch.Tensor) -> str:
         """One row of ids -> text (up to EOS; padding and invalid bytes are dropped)."""
         out = bytearray()
