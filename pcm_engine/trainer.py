@@ -179,10 +179,13 @@ def pack_rows(rows: np.ndarray, widths: np.ndarray, cap: PassCap) -> list[np.nda
                 filled = 0
     greedy = np.split(np.arange(len(rows)), bounds)
     even = np.array_split(np.arange(len(rows)), len(greedy))
-    fits = all(
-        len(part) <= cap(shape.width, shape.padded) for part in even for shape in [shape_of(widths[part])]
-    )
-    return [np.sort(rows[part]) for part in (even if fits else greedy)]
+
+    def fits(part: np.ndarray) -> bool:
+        shape = shape_of(widths[part])
+        return shape.chunks <= cap(shape.width, shape.padded)
+
+    fits_evenly = all(fits(part) for part in even)
+    return [np.sort(rows[part]) for part in (even if fits_evenly else greedy)]
 
 
 def peak_rss_bytes() -> int:
