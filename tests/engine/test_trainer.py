@@ -469,13 +469,16 @@ def test_paired_seeds_roll_out_the_same_groups_whatever_the_selector(tiny, mixed
     schedules = {}
     for selector in ("full", "pcm"):
         trainer = Trainer(
-            tiny(pcm__selector=selector, pcm__budget=1, train__steps=3), tmp_path / selector, ListSink(), resume=False
+            tiny(pcm__selector=selector, pcm__budget=1, train__steps=3),
+            tmp_path / selector,
+            ListSink(),
+            resume=False,
         )
         mixed(trainer)
         seen = []
         real_rollout = trainer.rollout
 
-        def recording(**kwargs):
+        def recording(real_rollout=real_rollout, seen=seen, **kwargs):
             batch = real_rollout(**kwargs)
             seen.append((batch.task.copy(), batch.init_state.copy()))
             return batch
@@ -488,9 +491,7 @@ def test_paired_seeds_roll_out_the_same_groups_whatever_the_selector(tiny, mixed
         np.testing.assert_array_equal(tasks_a, tasks_b)
         np.testing.assert_array_equal(inits_a, inits_b)
     # the schedule does move from step to step (it is a stream, not one fixed draw)
-    assert any(
-        not np.array_equal(schedules["full"][0][1], later[1]) for later in schedules["full"][1:]
-    )
+    assert any(not np.array_equal(schedules["full"][0][1], later[1]) for later in schedules["full"][1:])
 
 
 def test_each_purpose_draws_from_its_own_stream():
@@ -498,7 +499,11 @@ def test_each_purpose_draws_from_its_own_stream():
 
     a = step_stream(0, "schedule", 1).integers(0, 1 << 30, size=4)
     np.testing.assert_array_equal(a, step_stream(0, "schedule", 1).integers(0, 1 << 30, size=4))
-    for other in (step_stream(0, "selection", 1), step_stream(0, "schedule", 2), step_stream(1, "schedule", 1)):
+    for other in (
+        step_stream(0, "selection", 1),
+        step_stream(0, "schedule", 2),
+        step_stream(1, "schedule", 1),
+    ):
         assert not np.array_equal(a, other.integers(0, 1 << 30, size=4))
     t1 = torch.rand(3, generator=step_torch_generator(0, "rollout", 5, "cpu"))
     t2 = torch.rand(3, generator=step_torch_generator(0, "rollout", 5, "cpu"))
