@@ -676,7 +676,8 @@ class Trainer:
         if g.micro_batch_chunks == "memory":
             step = g.micro_batch_trajectories
             groups = [mini[i : i + step] for i in range(0, len(mini), step)]
-            return [np.sort(np.concatenate([rows_of[t] for t in group])) for group in groups]
+            passes = [np.sort(np.concatenate([rows_of[t] for t in group])) for group in groups]
+            return [rows for rows in passes if len(rows)]  # top_phase: a trajectory may keep nothing
         n = g.micro_batch_chunks
         return [mini_rows[i : i + n] for i in range(0, len(mini_rows), n)]
 

@@ -510,3 +510,21 @@ def test_each_purpose_draws_from_its_own_stream():
     torch.testing.assert_close(t1, t2, rtol=0, atol=0)
     with pytest.raises(ValueError, match="unknown random stream"):
         step_stream(0, "nope", 1)
+
+
+def test_top_phase_trains_when_some_trajectories_lack_the_top_phase(tiny, mixed, tmp_path):
+    config = tiny(
+        pcm__selector="top_phase", pcm__budget=1, grpo__micro_batch_trajectories=1, grpo__group_size=4
+    )
+    trainer = Trainer(config, tmp_path, ListSink(), resume=False)
+    mixed(trainer)
+    batch = trainer.rollout()
+    labels = trainer.label(batch)
+    # make the top phase one that some trajectories have and others lack
+    top = next(c for c in PHASES if 0 < sum(c in traj for traj in labels) < len(labels))
+    trainer.keep.calls, trainer.keep._p = 1, {c: (1.0 if c == top else 0.1) for c in PHASES}
+    selection = trainer.select(batch)
+    lacking = [t for t in range(batch.num_trajectories) if top not in labels[t]]
+    for t in lacking:
+        assert not np.isin(batch.chunks_of(t), selection.kept_rows).any()
+    assert trainer.update(selection)[M.TRAIN_UPDATED] == 1.0  # no empty pass reaches the actor
