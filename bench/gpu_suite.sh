@@ -5,7 +5,8 @@
 #
 #   bash bench/gpu_suite.sh [OUT_DIR [--set KEY=VALUE ...]]   # default bench/out/gpu; needs CUDA
 #
-# Any --set after OUT_DIR goes to every run, e.g. --set grpo.micro_batch_chunks=64.
+# Any --set after OUT_DIR goes to every run, e.g. --set grpo.micro_batch_chunks=memory for the
+# training runs (update_cost.py times both pass modes itself).
 # Works from a source checkout without installing the project (python -m pcm_engine.cli).
 set -uo pipefail
 out=${1:-bench/out/gpu}
@@ -28,12 +29,13 @@ large=(--set policy.hidden_size=1280 --set policy.num_layers=20 --set policy.num
        --set policy.vision_hidden_size=768 --set policy.vision_layers=12 --set policy.vision_heads=12
        --set policy.dtype=bfloat16)
 cuda=(--set train.device=cuda "${extra[@]}")
+rounds="--min-rounds 3 --max-seconds 60"  # per policy size: fits a borrowed machine
 
-python3 bench/update_cost.py --repeats 3 "${cuda[@]}" 2>&1 | tee "$out/update_tiny_fp32.txt"
-python3 bench/update_cost.py --repeats 3 "${cuda[@]}" "${base[@]}" 2>&1 | tee "$out/update_base_bf16.txt"
-python3 bench/update_cost.py --repeats 3 "${cuda[@]}" "${base[@]}" --set policy.gradient_checkpointing=true \
+python3 bench/update_cost.py $rounds "${cuda[@]}" 2>&1 | tee "$out/update_tiny_fp32.txt"
+python3 bench/update_cost.py $rounds "${cuda[@]}" "${base[@]}" 2>&1 | tee "$out/update_base_bf16.txt"
+python3 bench/update_cost.py $rounds "${cuda[@]}" "${base[@]}" --set policy.gradient_checkpointing=true \
     2>&1 | tee "$out/update_base_bf16_ckpt.txt"
-python3 bench/update_cost.py --repeats 3 "${cuda[@]}" "${large[@]}" 2>&1 | tee "$out/update_large_bf16.txt"
+python3 bench/update_cost.py $rounds "${cuda[@]}" "${large[@]}" 2>&1 | tee "$out/update_large_bf16.txt"
 
 # the step split of the tabletop preset (64 rollouts a step) with the ~80 M policy, from random
 # weights (dynamic sampling off, so every step updates although nothing succeeds yet): 10 steps

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -267,18 +268,66 @@ class GRPOConfig(_Section):
         "trajectory_mean: every trajectory weighs the same, whatever its length.",
     )
     micro_batch_trajectories: int = Field(
-        1, ge=1, le=1024, description="Trajectories per forward/backward (the paper: 1)."
+        1,
+        ge=1,
+        le=1024,
+        description="Trajectories per forward/backward in `memory` mode (the paper: 1); in `auto` "
+        "mode, GRPO's passes of this many trajectories set the per-pass budget.",
     )
-    micro_batch_chunks: int = Field(
-        0,
-        ge=0,
-        le=65536,
-        description="0: micro-batches of micro_batch_trajectories trajectories. N > 0: pack the "
-        "chunks that take part into micro-batches of up to N chunks, across trajectories, so "
-        "PCM runs fewer, fuller forward/backward passes: faster where each pass costs a fixed "
-        "launch overhead (small policies on a GPU), but every pass then holds up to N chunks "
-        "whatever the selector, so PCM saves time instead of activation memory.",
+    micro_batch_chunks: Literal["auto", "memory"] | int = Field(
+        "auto",
+        description="How the chunks that take part are split into forward/backward passes (the "
+        "gradient is the same whatever the split). auto: as few passes as fit a per-pass "
+        "activation budget, packed across trajectories: by default the largest pass GRPO's "
+        "`memory` mode makes on this very batch (its micro_batch_trajectories whole "
+        "trajectories, every chunk kept), so a pass never holds more chunks, a longer "
+        "instruction, or (unless GRPO's do) padding for instructions of different lengths, and "
+        "PCM makes about kept-fraction as many passes as GRPO; or grpo.pass_memory_mb. "
+        "memory: passes of micro_batch_trajectories whole trajectories, so PCM's passes shrink "
+        "with what it keeps (the lowest peak memory; the paper's setting, right for a "
+        "compute-bound policy). N > 0: passes of up to N chunks, packed across trajectories, "
+        "whatever the selector. (0, in configs saved before `auto`, reads as memory.)",
     )
+    pass_memory_mb: float | None = Field(
+        None,
+        gt=0,
+        le=1e7,
+        description="auto only: the per-pass activation budget in MiB, in the units of "
+        "mem/activation_bytes (tensors autograd saves for backward), instead of GRPO's largest "
+        "pass. A pass holds up to budget / c chunks, c measured once per run and instruction "
+        "width by a two-chunk forward at the batch's longest instruction, padded (an upper "
+        "bound per chunk); null = GRPO's largest pass.",
+    )
+
+    @field_validator("micro_batch_chunks", mode="before")
+    @classmethod
+    def _micro_batch_mode(cls, value: Any) -> Any:
+        """'auto', 'memory' or a chunk count 1..65536 (a numeric string too, as a form sends it);
+        the 0 of configs saved before `auto` meant `memory`."""
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+            return "memory"
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65536:
+            return value
+        if value in ("auto", "memory"):
+            return value
+        raise ValueError(f"must be 'auto', 'memory' or a chunk count 1..65536, got {value!r}")
+
+    @field_validator("pass_memory_mb")
+    @classmethod
+    def _memory_budget_is_for_auto(cls, value: float | None, info: ValidationInfo) -> float | None:
+        mode = info.data.get("micro_batch_chunks", "auto")
+        if value is not None and mode != "auto":
+            raise ValueError(f"a budget for micro_batch_chunks 'auto', but micro_batch_chunks is {mode!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _memory_budget_only_for_auto(self) -> GRPOConfig:
+        """The same rule when a field is assigned later (validate_assignment)."""
+        if self.pass_memory_mb is not None and self.micro_batch_chunks != "auto":
+            raise ValueError("grpo.pass_memory_mb is set, but grpo.micro_batch_chunks is not 'auto'")
+        return self
 
 
 class PhaseConfig(_Section):

@@ -42,16 +42,40 @@ def mixed_group_mask(success: Sequence[bool], groups: Sequence[int]) -> np.ndarr
     return mask
 
 
+LOSS_STATS = ("policy_loss", "entropy", "clipped", "approx_kl", "ref_kl")
+"""The order of `LossSums.stats`."""
+
+
 @dataclass
 class LossSums:
-    """Token-weighted sums of one micro-batch; divide by the mini-batch token weight."""
+    """Token-weighted sums of one micro-batch; divide by the mini-batch token weight.
+
+    `stats` holds the detached sums named in `LOSS_STATS` as one tensor on the loss's device, so
+    a trainer can add them up over micro-batches without waiting for the device after each one;
+    the named properties read them (and wait)."""
 
     loss: torch.Tensor  # differentiable
-    policy_loss: float
-    entropy: float
-    clipped: float
-    approx_kl: float
-    ref_kl: float
+    stats: torch.Tensor  # [len(LOSS_STATS)] float32, detached
+
+    @property
+    def policy_loss(self) -> float:
+        return float(self.stats[0])
+
+    @property
+    def entropy(self) -> float:
+        return float(self.stats[1])
+
+    @property
+    def clipped(self) -> float:
+        return float(self.stats[2])
+
+    @property
+    def approx_kl(self) -> float:
+        return float(self.stats[3])
+
+    @property
+    def ref_kl(self) -> float:
+        return float(self.stats[4])
 
 
 def clipped_surrogate(
@@ -93,7 +117,7 @@ def surrogate_sums(
     w = weights[:, None].expand_as(log_probs)
     pg, clipped = clipped_surrogate(log_probs, old_log_probs, adv, clip_low, clip_high)
     per_token = pg - entropy_coef * entropy
-    ref_kl = torch.zeros(())
+    ref_kl = log_probs.new_zeros(())
     if kl_coef > 0:
         if ref_log_probs is None:
             raise ValueError("kl_coef > 0 needs ref_log_probs")
@@ -107,9 +131,13 @@ def surrogate_sums(
     w, pg, entropy = w.detach(), pg.detach(), entropy.detach()
     return LossSums(
         loss=loss,
-        policy_loss=float((w * pg).sum()),
-        entropy=float((w * entropy).sum()),
-        clipped=float((w * clipped).sum()),
-        approx_kl=float((w * 0.5 * log_ratio**2).sum()),
-        ref_kl=float(ref_kl),
+        stats=torch.stack(
+            [
+                (w * pg).sum(),
+                (w * entropy).sum(),
+                (w * clipped).sum(),
+                (w * 0.5 * log_ratio**2).sum(),
+                ref_kl.to(pg.dtype),
+            ]
+        ),
     )

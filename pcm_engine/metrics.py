@@ -35,6 +35,7 @@ TRAIN_REF_KL = "train/ref_kl"
 TRAIN_GRAD_NORM = "train/grad_norm"
 TRAIN_UPDATED = "train/updated"
 TRAIN_UPDATE_TRAJECTORIES = "train/update_trajectories"
+TRAIN_PASSES = "train/passes"  # forward/backward passes of the actor update (grpo.micro_batch_chunks)
 # chunk masking
 PCM_KEPT_FRACTION = "pcm/kept_fraction"
 PCM_KEPT_CHUNKS = "pcm/kept_chunks"
@@ -96,6 +97,7 @@ PER_STEP_METRICS: tuple[str, ...] = (
     TRAIN_GRAD_NORM,
     TRAIN_UPDATED,
     TRAIN_UPDATE_TRAJECTORIES,
+    TRAIN_PASSES,
     PCM_KEPT_FRACTION,
     PCM_KEPT_CHUNKS,
     PCM_REFRESHED,

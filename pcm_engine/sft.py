@@ -59,8 +59,7 @@ def pretrain_config(config: RunConfig) -> RunConfig | None:
     others = [t for t in range(len(TASKS)) if t not in targets]
     if not others:
         raise ValueError(
-            "sft.pretrain_demos_per_task: env.tasks lists the whole suite, so no task is left to "
-            "pre-train on"
+            "sft.pretrain_demos_per_task: env.tasks lists the whole suite, so no task is left to pre-train on"
         )
     return RunConfig.from_dict(
         config.to_dict(),

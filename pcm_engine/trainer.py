@@ -6,6 +6,7 @@ MetricSink; it knows nothing of where the numbers go.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import resource
 import time
@@ -26,7 +27,7 @@ from pcm_engine.checkpoint import (
 )
 from pcm_engine.config import RunConfig
 from pcm_engine.envs import VecEnv, make_env
-from pcm_engine.grpo import group_advantages, mixed_group_mask, surrogate_sums
+from pcm_engine.grpo import LOSS_STATS, group_advantages, mixed_group_mask, surrogate_sums
 from pcm_engine.metrics import ChunkRecord, MetricSink
 from pcm_engine.pcm import (
     KeepWeights,
@@ -39,7 +40,7 @@ from pcm_engine.pcm import (
     unbiased_weights,
 )
 from pcm_engine.phases import PHASES, gripper_close_fraction, label_phases
-from pcm_engine.policies import VLAPolicy
+from pcm_engine.policies import PolicyInputs, VLAPolicy
 from pcm_engine.rollout import ChunkBatch, collect_rollouts
 from pcm_engine.seeding import step_stream, step_torch_generator
 
@@ -79,6 +80,112 @@ def build_policy(config: RunConfig, env: VecEnv, device: torch.device) -> VLAPol
             image_size=env.image_size,
         )
     return policy.to(device)
+
+
+def rows_by_trajectory(traj: np.ndarray, num_trajectories: int) -> list[np.ndarray]:
+    """`[rows of trajectory 0, rows of trajectory 1, ...]`, each ascending, from one sort."""
+    order = np.argsort(traj, kind="stable")
+    bounds = np.cumsum(np.bincount(traj, minlength=num_trajectories))[:-1]
+    return np.split(order, bounds)
+
+
+def _rows_of_observations(batch: ChunkBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The images, proprio and instructions of chunk rows `rows` (`VLAPolicy.prepare`'s
+    arguments); a run of consecutive rows is sliced, not copied."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
+        take = slice(int(rows[0]), int(rows[-1]) + 1)
+        return batch.images[take], batch.proprio[take], batch.chunk_instructions(rows)
+    return batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows)
+
+
+@dataclass(frozen=True)
+class PassShape:
+    """What the activations a pass saves grow with: its chunks, its instruction width (tokens of
+    its longest instruction, every row padded to it) and whether any row is padded."""
+
+    chunks: int
+    width: int
+    padded: bool
+
+
+def shape_of(widths: np.ndarray) -> PassShape:
+    """The shape of a pass whose rows have instruction widths `widths`."""
+    return PassShape(len(widths), int(widths.max()), bool(widths.min() != widths.max()))
+
+
+def memory_mode_shapes(
+    minis: list[np.ndarray], chunks: np.ndarray, widths: np.ndarray, per_pass: int
+) -> list[PassShape]:
+    """The passes `micro_batch_chunks: memory` makes of mini-batches `minis` (trajectory ids in
+    update order) when trajectory t has `chunks[t]` chunks of instruction width `widths[t]`:
+    `per_pass` trajectories at a time."""
+    shapes = []
+    for mini in minis:
+        for i in range(0, len(mini), per_pass):
+            group = mini[i : i + per_pass]
+            shape = shape_of(widths[group])
+            shapes.append(PassShape(int(chunks[group].sum()), shape.width, shape.padded))
+    return shapes
+
+
+PassCap = Callable[[int, bool], int]
+"""(instruction width, padded) -> the most chunks one pass of that width may hold."""
+
+
+def cap_within(shapes: list[PassShape]) -> PassCap:
+    """Passes that save no more than the largest of `shapes` of at least their width: as many
+    chunks, and padding only if that one pads too. (A pass's saved bytes grow with each of
+    chunks, width and padding, so such a pass saves no more than that one.)"""
+    cache: dict[tuple[int, bool], int] = {}
+
+    def cap(width: int, padded: bool) -> int:
+        if (width, padded) not in cache:
+            fitting = (s.chunks for s in shapes if s.width >= width and (s.padded or not padded))
+            cache[width, padded] = max(fitting, default=0)
+        return cache[width, padded]
+
+    return cap
+
+
+def pack_rows(rows: np.ndarray, widths: np.ndarray, cap: PassCap) -> list[np.ndarray]:
+    """Chunk rows `rows` (instruction widths `widths`) in as few passes as `cap` allows, each
+    one's rows ascending. Rows go longest instruction first; a pass fills up to `cap(width,
+    False)` with rows of its width and then, while `cap(width, True)` allows, pads shorter ones.
+    If splitting the same rows evenly into that many passes also fits, the passes are even
+    (the same count, a lower peak)."""
+    if len(rows) == 0:
+        return []
+    order = np.lexsort((rows, -widths))
+    rows, widths = rows[order], widths[order]
+    starts = np.flatnonzero(np.r_[True, widths[1:] != widths[:-1]])
+    ends = np.r_[starts[1:], len(rows)]
+    bounds, filled, width = [], 0, 0
+    for start, end in zip(starts, ends, strict=True):
+        position, left = int(start), int(end - start)
+        while left:
+            if filled == 0:
+                width = int(widths[position])
+                take = min(left, max(1, cap(width, False)))
+            else:  # joining a pass of longer instructions pads this group's rows
+                room = cap(width, True) - filled
+                if room <= 0:
+                    bounds.append(position)
+                    filled = 0
+                    continue
+                take = min(left, room)
+            filled, position, left = filled + take, position + take, left - take
+            if left:
+                bounds.append(position)
+                filled = 0
+    greedy = np.split(np.arange(len(rows)), bounds)
+    even = np.array_split(np.arange(len(rows)), len(greedy))
+
+    def fits(part: np.ndarray) -> bool:
+        shape = shape_of(widths[part])
+        return shape.chunks <= cap(shape.width, shape.padded)
+
+    fits_evenly = all(fits(part) for part in even)
+    return [np.sort(rows[part]) for part in (even if fits_evenly else greedy)]
 
 
 def peak_rss_bytes() -> int:
@@ -127,6 +234,9 @@ class Selection:
     # reweight unbiased: [trajectories of update_batch] each one's total chunk weight had every
     # chunk been kept; a mini-batch's loss is normalised by their sum, which no draw changes
     full_weights: np.ndarray | None = None
+    # [trajectories of update_batch] chunks of each before selection (what GRPO would update);
+    # None = take the kept ones
+    full_chunks: np.ndarray | None = None
 
 
 class Trainer:
@@ -157,6 +267,8 @@ class Trainer:
         self.stopped_early = False
         self._last_log = time.perf_counter()
         self._param_storages = {p.untyped_storage().data_ptr() for p in self.policy.parameters()}
+        self._trainable = trainable
+        self._chunk_bytes: dict[tuple[int, bool], float] = {}  # grpo.pass_memory_mb's probes
         config.save(self.run_dir / "config.yaml")
         self.resumed_checkpoint: Path | None = None
         self.resume_from = self._try_resume() if resume else None
@@ -348,6 +460,7 @@ class Trainer:
             refreshed=refreshed,
             score_nulls=self._score_nulls(batch, chunk_phases),
             full_weights=full_weights,
+            full_chunks=np.array([len(traj.phases) for traj in chunks], dtype=np.int64),
         )
 
     def _loss_weights(
@@ -414,72 +527,123 @@ class Trainer:
             estimator=estimator,
         )
 
-    def actor_forward(self, batch: ChunkBatch, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def actor_forward(
+        self,
+        batch: ChunkBatch,
+        rows: np.ndarray,
+        *,
+        inputs: PolicyInputs | None = None,
+        tokens: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced log-probs and entropy of the chunk rows `rows` — the only place the
-        actor runs with gradients, and it only ever receives kept chunks."""
-        inputs = self.policy.prepare(batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows))
-        tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
+        actor runs with gradients and back-propagates (`grpo.pass_memory_mb`'s one-off probe,
+        `_chunk_activation`, runs a two-chunk forward and drops it), and it only ever receives
+        kept chunks. `inputs` and `tokens`, when the caller has them already, are those rows'
+        policy inputs and action tokens."""
+        if inputs is None:
+            inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
+        if tokens is None:
+            tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
         return self.policy.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)
 
     def update(self, selection: Selection) -> dict[str, float]:
         """One PPO epoch over the update batch in mini-batches of trajectories; each mini-batch
-        is one optimizer step, accumulated over micro-batches (`_micro_batches`)."""
+        is one optimizer step, accumulated over forward/backward passes (`_micro_batches`, per
+        `grpo.micro_batch_chunks`; reported as `train/passes`).
+
+        Work that does not grow with the chunks of a pass is done once: rows are grouped by
+        trajectory once per update, the per-chunk tensors of the loss are copied to the device
+        once per mini-batch (a pass takes a slice), the loss statistics and gradient norms stay
+        on the device until the end (no wait for the device after every pass), and activation
+        bytes are metered once per pass shape (chunks, instruction width, padding), which is
+        all they depend on."""
         g = self.config.grpo
         batch = selection.update_batch
         if batch.num_chunks == 0:
-            return {M.TRAIN_UPDATED: 0.0, M.TRAIN_UPDATE_TRAJECTORIES: 0.0}
+            return {M.TRAIN_UPDATED: 0.0, M.TRAIN_UPDATE_TRAJECTORIES: 0.0, M.TRAIN_PASSES: 0.0}
         tokens_per_chunk = batch.tokens.shape[1]
         order = self.stream("order").permutation(batch.num_trajectories)
-        totals = dict(loss=0.0, entropy=0.0, clipped=0.0, approx_kl=0.0, ref_kl=0.0, weight=0.0)
-        grad_norms, peak_activation = [], 0
-        for mini in np.array_split(order, min(g.mini_batches, batch.num_trajectories)):
-            mini_rows = np.flatnonzero(np.isin(batch.traj, mini))
+        minis = np.array_split(order, min(g.mini_batches, batch.num_trajectories))
+        rows_of = rows_by_trajectory(batch.traj, batch.num_trajectories)
+        widths = self.policy.text_tokenizer.lengths(
+            batch.instructions, self.policy.config.max_instruction_bytes
+        )
+        cap = self._pass_cap(selection, minis, rows_of, widths)
+        totals = torch.zeros(len(LOSS_STATS), dtype=torch.float64, device=self.device)
+        total_weight, grad_norms, num_passes = 0.0, [], 0
+        activation: dict[tuple, int] = {}  # pass shape -> saved bytes
+        for mini in minis:
+            mini_rows = np.sort(np.concatenate([rows_of[t] for t in mini]))
             normaliser = self.normaliser(selection, mini, mini_rows) * tokens_per_chunk
             if normaliser <= 0 or len(mini_rows) == 0:
                 continue
             self.optimizer.zero_grad(set_to_none=True)
-            for rows in self._micro_batches(batch, mini, mini_rows):
-                meter = SavedTensorMeter(self._param_storages)
-                with meter.hooks():
-                    log_probs, entropy = self.actor_forward(batch, rows)
-                    ref = self._reference_log_probs(batch, rows) if self.reference is not None else None
+            passes = self._micro_batches(batch, mini, mini_rows, rows_of, widths[batch.traj[mini_rows]], cap)
+            passes = [rows for rows in passes if len(rows)]
+            num_passes += len(passes)
+            chunk = self._chunk_tensors(batch, selection, np.concatenate(passes))
+            start = 0
+            for rows in passes:
+                # a pass's own copy of its slice (a device-side copy, no transfer): what autograd
+                # saves of it is then this pass's, as the activation meter counts storages
+                part = {k: t[start : start + len(rows)].clone() for k, t in chunk.items()}
+                start += len(rows)
+                inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
+                shape = (len(rows), inputs.input_ids.shape[1], inputs.unpadded)
+                meter = SavedTensorMeter(self._param_storages) if shape not in activation else None
+                with meter.hooks() if meter is not None else contextlib.nullcontext():
+                    log_probs, entropy = self.actor_forward(batch, rows, inputs=inputs, tokens=part["tokens"])
+                    ref = None
+                    if self.reference is not None:
+                        ref = self._reference_log_probs(inputs, part["tokens"])
                     sums = surrogate_sums(
                         log_probs,
-                        torch.as_tensor(batch.old_log_probs[rows], device=self.device),
+                        part["old_log_probs"],
                         entropy,
-                        torch.as_tensor(selection.advantages[batch.traj[rows]], device=self.device).float(),
-                        torch.as_tensor(selection.chunk_weights[rows], device=self.device).float(),
+                        part["advantages"],
+                        part["weights"],
                         clip_low=g.clip_low,
                         clip_high=g.clip_high,
                         entropy_coef=g.entropy_coef,
                         kl_coef=g.kl_coef,
                         ref_log_probs=ref,
                     )
-                peak_activation = max(peak_activation, meter.bytes)
+                if meter is not None:
+                    activation[shape] = meter.bytes
                 (sums.loss / normaliser).backward()
-                totals["loss"] += sums.policy_loss
-                totals["entropy"] += sums.entropy
-                totals["clipped"] += sums.clipped
-                totals["approx_kl"] += sums.approx_kl
-                totals["ref_kl"] += sums.ref_kl
-            totals["weight"] += normaliser
-            params = [p for p in self.policy.parameters() if p.requires_grad]
-            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm)))
+                totals += sums.stats.double()
+            total_weight += normaliser
+            grad_norms.append(torch.nn.utils.clip_grad_norm_(self._trainable, g.max_grad_norm))
             self.optimizer.step()
-        w = max(totals["weight"], 1e-12)
+        w = max(total_weight, 1e-12)
+        stats = dict(zip(LOSS_STATS, totals.tolist(), strict=True))
         out = {
             M.TRAIN_UPDATED: 1.0,
             M.TRAIN_UPDATE_TRAJECTORIES: float(batch.num_trajectories),
-            M.TRAIN_POLICY_LOSS: totals["loss"] / w,
-            M.TRAIN_ENTROPY: totals["entropy"] / w,
-            M.TRAIN_CLIP_FRACTION: totals["clipped"] / w,
-            M.TRAIN_APPROX_KL: totals["approx_kl"] / w,
-            M.TRAIN_GRAD_NORM: float(np.mean(grad_norms)) if grad_norms else 0.0,
-            M.MEM_ACTIVATION: float(peak_activation),
+            M.TRAIN_PASSES: float(num_passes),
+            M.TRAIN_POLICY_LOSS: stats["policy_loss"] / w,
+            M.TRAIN_ENTROPY: stats["entropy"] / w,
+            M.TRAIN_CLIP_FRACTION: stats["clipped"] / w,
+            M.TRAIN_APPROX_KL: stats["approx_kl"] / w,
+            M.TRAIN_GRAD_NORM: float(np.mean(torch.stack(grad_norms).tolist())) if grad_norms else 0.0,
+            M.MEM_ACTIVATION: float(max(activation.values(), default=0)),
         }
         if self.reference is not None:
-            out[M.TRAIN_REF_KL] = totals["ref_kl"] / w
+            out[M.TRAIN_REF_KL] = stats["ref_kl"] / w
         return out
+
+    def _chunk_tensors(
+        self, batch: ChunkBatch, selection: Selection, rows: np.ndarray
+    ) -> dict[str, torch.Tensor]:
+        """The per-chunk tensors of the loss for `rows`, in that order, on the device: one copy
+        per mini-batch, of which each pass takes its slice."""
+        device = self.device
+        return {
+            "tokens": torch.as_tensor(batch.tokens[rows], device=device),
+            "old_log_probs": torch.as_tensor(batch.old_log_probs[rows], device=device),
+            "advantages": torch.as_tensor(selection.advantages[batch.traj[rows]], device=device).float(),
+            "weights": torch.as_tensor(selection.chunk_weights[rows], device=device).float(),
+        }
 
     @staticmethod
     def normaliser(selection: Selection, mini: np.ndarray, mini_rows: np.ndarray) -> float:
@@ -491,28 +655,75 @@ class Trainer:
             return float(selection.full_weights[mini].sum())
         return float(selection.chunk_weights[mini_rows].sum())
 
-    def _micro_batches(self, batch: ChunkBatch, mini: np.ndarray, mini_rows: np.ndarray) -> list[np.ndarray]:
+    def _micro_batches(
+        self,
+        batch: ChunkBatch,
+        mini: np.ndarray,
+        mini_rows: np.ndarray,
+        rows_of: list[np.ndarray],
+        row_widths: np.ndarray,
+        cap: PassCap | None,
+    ) -> list[np.ndarray]:
         """Chunk rows of each forward/backward of one mini-batch (trajectories `mini`, rows
-        `mini_rows`): whole trajectories, `micro_batch_trajectories` at a time, or with
-        `micro_batch_chunks` set, up to that many chunks at a time, packed across trajectories.
-        The loss is a sum normalised per mini-batch, so either way the gradient is the same.
-        Trajectories that keep no chunk make no pass."""
+        `mini_rows` of instruction widths `row_widths`, `rows_of[t]` the rows of trajectory t),
+        per `grpo.micro_batch_chunks`: `auto` packs them in as few passes as `cap` allows
+        (`_pass_cap`, `pack_rows`); `memory` takes `micro_batch_trajectories` whole
+        trajectories at a time; N takes up to N chunks at a time, packed across trajectories.
+        The loss is a sum normalised per mini-batch, so the gradient is the same whichever."""
         g = self.config.grpo
-        if g.micro_batch_chunks:
-            return [
-                mini_rows[i : i + g.micro_batch_chunks]
-                for i in range(0, len(mini_rows), g.micro_batch_chunks)
-            ]
-        step = g.micro_batch_trajectories
-        passes = [np.flatnonzero(np.isin(batch.traj, mini[i : i + step])) for i in range(0, len(mini), step)]
-        return [rows for rows in passes if len(rows)]  # top_phase: a trajectory may keep nothing
+        if g.micro_batch_chunks == "auto":
+            return pack_rows(mini_rows, row_widths, cap)
+        if g.micro_batch_chunks == "memory":
+            step = g.micro_batch_trajectories
+            groups = [mini[i : i + step] for i in range(0, len(mini), step)]
+            passes = [np.sort(np.concatenate([rows_of[t] for t in group])) for group in groups]
+            return [rows for rows in passes if len(rows)]  # top_phase: a trajectory may keep nothing
+        n = g.micro_batch_chunks
+        return [mini_rows[i : i + n] for i in range(0, len(mini_rows), n)]
+
+    def _pass_cap(
+        self, selection: Selection, minis: list[np.ndarray], rows_of: list[np.ndarray], widths: np.ndarray
+    ) -> PassCap | None:
+        """The per-pass budget of `micro_batch_chunks: auto` for this update (None otherwise):
+        with `grpo.pass_memory_mb`, that many MiB at the measured bytes per chunk
+        (`_chunk_activation`); else the passes GRPO's `memory` mode makes of these trajectories
+        with every chunk kept, in this update's order (`cap_within`)."""
+        g = self.config.grpo
+        if g.micro_batch_chunks != "auto":
+            return None
+        if g.pass_memory_mb is not None:
+            per_chunk = self._chunk_activation(selection.update_batch, rows_of, widths)
+            most = max(1, int(g.pass_memory_mb * 2**20 // max(per_chunk, 1.0)))
+            return lambda width, padded: most
+        full = selection.full_chunks
+        if full is None:
+            full = np.array([len(rows) for rows in rows_of], dtype=np.int64)
+        return cap_within(memory_mode_shapes(minis, full, widths, g.micro_batch_trajectories))
+
+    def _chunk_activation(self, batch: ChunkBatch, rows_of: list[np.ndarray], widths: np.ndarray) -> float:
+        """Bytes autograd saves per chunk at this batch's longest instruction, padded if the batch
+        has a shorter one: half of what a two-chunk forward of a row of each saves (an upper
+        bound per chunk: what a pass saves whatever its size is in it too). Measured once per
+        run and (width, padded), without a backward and without moving any random stream."""
+        present = [t for t, rows in enumerate(rows_of) if len(rows)]
+        wide = max(present, key=lambda t: (widths[t], -t))
+        narrow = min(present, key=lambda t: (widths[t], t))
+        key = (int(widths[wide]), bool(widths[narrow] != widths[wide]))
+        if key not in self._chunk_bytes:
+            rows = np.array([rows_of[wide][0], rows_of[narrow][0]])
+            inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
+            tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
+            meter = SavedTensorMeter(self._param_storages)
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), meter.hooks():
+                self.policy.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)
+            self._chunk_bytes[key] = meter.bytes / len(rows)
+        return self._chunk_bytes[key]
 
     @torch.no_grad()
-    def _reference_log_probs(self, batch: ChunkBatch, rows: np.ndarray) -> torch.Tensor:
-        inputs = self.reference.prepare(
-            batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows)
-        )
-        tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
+    def _reference_log_probs(self, inputs: PolicyInputs, tokens: torch.Tensor) -> torch.Tensor:
+        """The frozen initial policy's log-probs of `tokens` (`grpo.kl_coef`), on the actor's
+        inputs (both policies prepare observations alike)."""
         return self.reference.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)[0]
 
     def evaluate(self) -> dict[str, float]:

@@ -8,6 +8,7 @@ multi-byte character; the policy only sees bytes, so that is harmless.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 PAD = 256
@@ -27,14 +28,24 @@ class ByteTokenizer:
         """
         if max_len < 1:
             raise ValueError(f"max_len must be >= 1, got {max_len}")
-        rows = [list(text.encode("utf-8")[: max_len - 1]) + [EOS] for text in texts]
-        width = max((len(r) for r in rows), default=1)
-        ids = torch.full((len(rows), width), PAD, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
-        return ids, mask
+        rows = [text.encode("utf-8")[: max_len - 1] for text in texts]
+        lengths = np.fromiter((len(r) + 1 for r in rows), dtype=np.int64, count=len(rows))
+        width = int(lengths.max()) if len(rows) else 1
+        columns = np.arange(width)
+        ids = np.full((len(rows), width), PAD, dtype=np.int64)
+        if rows:
+            flat = np.frombuffer(b"".join(rows), dtype=np.uint8)
+            ids[columns < (lengths - 1)[:, None]] = flat  # the bytes, row by row
+            ids[np.arange(len(rows)), lengths - 1] = EOS
+        mask = (columns < lengths[:, None]).astype(np.int64)
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    def lengths(self, texts: list[str], max_len: int) -> np.ndarray:
+        """The number of real tokens (bytes kept + EOS) `encode` gives each text: a batch of
+        texts is as wide as its longest, and padded unless all are equally long."""
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        return np.array([min(len(text.encode("utf-8")), max_len - 1) + 1 for text in texts], dtype=np.int64)
 
     def decode(self, ids: torch.Tensor) -> str:
         """One row of ids -> text (up to EOS; padding and invalid bytes are dropped)."""

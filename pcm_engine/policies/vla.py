@@ -17,7 +17,7 @@ other rows of its batch.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,9 @@ LM_DIR = "language_model"
 ADAPTER_SUFFIX = "_lora"  # vision_lora/, language_model_lora/: peft adapter directories
 
 
+TENSOR_FIELDS = ("pixel_values", "proprio", "input_ids", "attention_mask")
+
+
 @dataclass
 class PolicyInputs:
     """A batch of model-ready observations (all tensors share the batch dimension)."""
@@ -83,9 +86,15 @@ class PolicyInputs:
     proprio: torch.Tensor  # [B, P] float32
     input_ids: torch.Tensor  # [B, T] int64 instruction bytes + EOS, right-padded
     attention_mask: torch.Tensor  # [B, T] int64, 0 at padding
+    # True when no row is padded (every attention_mask entry is 1), known on the host so that
+    # `forward` need not read the mask back from the device; None = not known, look
+    unpadded: bool | None = None
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in TENSOR_FIELDS}
 
     def to(self, device: torch.device | str) -> PolicyInputs:
-        return PolicyInputs(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return PolicyInputs(**{k: t.to(device) for k, t in self._tensors().items()}, unpadded=self.unpadded)
 
     def __len__(self) -> int:
         return self.pixel_values.shape[0]
@@ -96,7 +105,9 @@ class PolicyInputs:
             index = slice(index, index + 1)
         if isinstance(index, np.ndarray):
             index = torch.from_numpy(index)
-        return PolicyInputs(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        # rows of an unpadded batch are unpadded; rows of a padded one may not be
+        unpadded = True if self.unpadded else None
+        return PolicyInputs(**{k: t[index] for k, t in self._tensors().items()}, unpadded=unpadded)
 
     @staticmethod
     def cat(batches: list[PolicyInputs]) -> PolicyInputs:
@@ -106,11 +117,13 @@ class PolicyInputs:
         def pad(t: torch.Tensor, value: int) -> torch.Tensor:
             return F.pad(t, (0, width - t.shape[1]), value=value)
 
+        same_width = all(b.input_ids.shape[1] == width for b in batches)
         return PolicyInputs(
             pixel_values=torch.cat([b.pixel_values for b in batches]),
             proprio=torch.cat([b.proprio for b in batches]),
             input_ids=torch.cat([pad(b.input_ids, ByteTokenizer.pad_id) for b in batches]),
             attention_mask=torch.cat([pad(b.attention_mask, 0) for b in batches]),
+            unpadded=True if same_width and all(b.unpadded for b in batches) else None,
         )
 
 
@@ -271,6 +284,7 @@ class VLAPolicy(nn.Module):
             proprio=torch.as_tensor(proprio, dtype=torch.float32).to(device),
             input_ids=input_ids.to(device),
             attention_mask=attention_mask.to(device),
+            unpadded=bool(attention_mask.all()),  # read on the host, before the copy
         )
 
     def actions_from_tokens(self, tokens: torch.Tensor) -> np.ndarray:
@@ -305,7 +319,8 @@ class VLAPolicy(nn.Module):
             dim=1,
         )
         mask = inputs.attention_mask
-        if bool(mask.all()):
+        unpadded = inputs.unpadded if inputs.unpadded is not None else bool(mask.all())
+        if unpadded:
             # No padding: plain causal attention (lets SDPA use its is_causal fast path).
             hidden = lm(inputs_embeds=embeds, use_cache=False).last_hidden_state
         else:

@@ -118,6 +118,22 @@ def test_inputs_concatenate_and_index(policy: VLAPolicy, inputs: PolicyInputs):
         )
 
 
+def test_the_host_side_padding_flag_matches_the_mask_and_changes_no_logit(policy: VLAPolicy):
+    """`prepare` reads the padding on the host (so `forward` never waits to read the mask back
+    from a device); indexing and concatenation keep the flag only where it stays true."""
+    images, proprio, texts = observation(["stack", "stack", "pick up the red cube"])
+    same = policy.prepare(images[:2], proprio[:2], texts[:2])
+    mixed = policy.prepare(images, proprio, texts)
+    assert same.unpadded is True and mixed.unpadded is False
+    assert same[0].unpadded is True and mixed[0].unpadded is None  # row 0 of a padded batch: unknown
+    assert PolicyInputs.cat([same, same]).unpadded is True
+    assert PolicyInputs.cat([same, mixed[2]]).unpadded is None
+    with torch.no_grad():
+        for batch in (same, mixed):
+            unknown = PolicyInputs(**{**batch.__dict__, "unpadded": None})
+            torch.testing.assert_close(policy(batch), policy(unknown), atol=0, rtol=0)
+
+
 # --- sampling and scoring ---------------------------------------------------------------------
 
 

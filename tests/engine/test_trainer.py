@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from pcm_engine import metrics as M
-from pcm_engine.config import ConfigError
+from pcm_engine.config import ConfigError, RunConfig
 from pcm_engine.metrics import JsonlSink, read_metrics
 from pcm_engine.pcm import inclusion_probabilities
 from pcm_engine.phases import PHASES
-from pcm_engine.trainer import Trainer
+from pcm_engine.trainer import PassShape, Trainer, cap_within, pack_rows
 
 
 class ListSink:
@@ -39,9 +39,9 @@ def test_actor_forward_only_ever_receives_kept_chunks(tiny, mixed, tmp_path):
     seen = []
     real_forward = trainer.actor_forward
 
-    def spy(batch, rows):
+    def spy(batch, rows, **kwargs):
         seen.append((batch, rows))
-        return real_forward(batch, rows)
+        return real_forward(batch, rows, **kwargs)
 
     trainer.actor_forward = spy
     rollout = trainer.rollout()
@@ -79,18 +79,35 @@ def _count_forwards(trainer) -> list[int]:
     sizes = []
     real_forward = trainer.actor_forward
 
-    def spy(batch, rows):
+    def spy(batch, rows, **kwargs):
         sizes.append(len(rows))
-        return real_forward(batch, rows)
+        return real_forward(batch, rows, **kwargs)
 
     trainer.actor_forward = spy
     return sizes
+
+
+def _record_pass_shapes(trainer) -> list[PassShape]:
+    """(chunks, instruction width, padded) of every forward/backward pass of the actor."""
+    shapes = []
+    real_forward = trainer.actor_forward
+
+    def spy(batch, rows, *, inputs, **kwargs):
+        shapes.append(PassShape(len(rows), inputs.input_ids.shape[1], not inputs.unpadded))
+        return real_forward(batch, rows, inputs=inputs, **kwargs)
+
+    trainer.actor_forward = spy
+    return shapes
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
     [
         ("grpo__micro_batch_chunks", -1),
+        ("grpo__micro_batch_chunks", "fast"),
+        ("grpo__micro_batch_chunks", True),
+        ("grpo__micro_batch_chunks", 1.5),
+        ("grpo__pass_memory_mb", 0),
         ("pcm__score_null_shuffles", -2),
         ("pcm__score_null_shuffles", 5000),
         ("env__grip_force", 1.0),
@@ -105,14 +122,37 @@ def test_out_of_bounds_run_settings_are_refused_naming_the_field(tiny, key, valu
     assert key.replace("__", ".") in str(err.value)
 
 
-@pytest.mark.parametrize("chunks", [1, 3, 5])
+def test_micro_batch_modes_default_to_auto_and_an_old_zero_reads_as_memory(tiny):
+    assert tiny().grpo.micro_batch_chunks == "auto" and tiny().grpo.pass_memory_mb is None
+    for given, read in [("auto", "auto"), ("memory", "memory"), (0, "memory"), (64, 64), ("64", 64)]:
+        assert tiny(grpo__micro_batch_chunks=given).grpo.micro_batch_chunks == read
+    saved = tiny(grpo__micro_batch_chunks=0).to_dict()  # a config saved before `auto`: 0 then
+    saved["grpo"]["micro_batch_chunks"] = 0
+    assert RunConfig.from_dict(saved).grpo.micro_batch_chunks == "memory"
+    with pytest.raises(ConfigError) as err:  # a budget for auto only
+        tiny(grpo__micro_batch_chunks="memory", grpo__pass_memory_mb=100)
+    assert err.value.fields == ["grpo.pass_memory_mb"]
+
+
+PACKINGS = {
+    "1": dict(grpo__micro_batch_chunks=1),
+    "3": dict(grpo__micro_batch_chunks=3),
+    "5": dict(grpo__micro_batch_chunks=5),
+    "memory_2": dict(grpo__micro_batch_chunks="memory", grpo__micro_batch_trajectories=2),
+    "auto": dict(grpo__micro_batch_chunks="auto"),
+    "auto_2": dict(grpo__micro_batch_chunks="auto", grpo__micro_batch_trajectories=2),
+    "auto_mb": dict(grpo__micro_batch_chunks="auto", grpo__pass_memory_mb=1.5),  # ~5 tiny chunks
+}
+
+
+@pytest.mark.parametrize("packing", list(PACKINGS))
 def test_packing_chunks_across_trajectories_gives_the_same_update_in_fewer_passes(
-    tiny, mixed, tmp_path, chunks
+    tiny, mixed, tmp_path, packing
 ):
     runs = {}
     for name, overrides in {
-        "by_trajectory": dict(grpo__micro_batch_trajectories=1),
-        "packed": dict(grpo__micro_batch_chunks=chunks),
+        "by_trajectory": dict(grpo__micro_batch_chunks="memory", grpo__micro_batch_trajectories=1),
+        "packed": PACKINGS[packing],
     }.items():
         trainer = Trainer(
             tiny(pcm__selector="pcm", pcm__budget=2, grpo__mini_batches=1, **overrides),
@@ -123,7 +163,8 @@ def test_packing_chunks_across_trajectories_gives_the_same_update_in_fewer_passe
         mixed(trainer)
         sizes = _count_forwards(trainer)
         selection = trainer.select(trainer.rollout())
-        trainer.update(selection)
+        out = trainer.update(selection)
+        assert out[M.TRAIN_PASSES] == len(sizes)
         # AdamW's first moment after its first step is (1 - beta1) x the gradient: compare those
         # (the parameters themselves move by ~lr x sign(gradient), which float noise can flip
         # where a gradient is ~0)
@@ -131,11 +172,108 @@ def test_packing_chunks_across_trajectories_gives_the_same_update_in_fewer_passe
         runs[name] = (moments, sizes, selection)
     (by_traj, traj_sizes, selection), (packed, packed_sizes, _) = runs["by_trajectory"], runs["packed"]
     kept = len(selection.kept_rows)
+    trajectories = selection.update_batch.num_trajectories
     assert sum(traj_sizes) == sum(packed_sizes) == kept  # every kept chunk once, either way
-    assert len(traj_sizes) == selection.update_batch.num_trajectories  # one pass per trajectory
-    assert packed_sizes == [chunks] * (kept // chunks) + ([kept % chunks] if kept % chunks else [])
+    assert len(traj_sizes) == trajectories  # one pass per trajectory
+    if packing.isdigit():
+        chunks = int(packing)
+        assert packed_sizes == [chunks] * (kept // chunks) + ([kept % chunks] if kept % chunks else [])
+    elif packing == "memory_2":
+        assert len(packed_sizes) == -(-trajectories // 2)
+    else:
+        assert len(packed_sizes) < trajectories
     for a, b in zip(by_traj, packed, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("per_pass", [1, 2])
+def test_auto_packs_pcm_in_fewer_passes_none_larger_than_grpos(tiny, mixed, tmp_path, per_pass):
+    """`auto`'s default budget is GRPO's largest `memory` pass on the same batch: under it PCM
+    makes fewer passes than GRPO, none holding more chunks, a longer instruction or padding GRPO
+    does not have, so none saves more activation; GRPO itself makes no larger passes than in
+    `memory` mode."""
+    runs = {}
+    for name, overrides in {
+        "grpo_memory": dict(pcm__selector="full", grpo__micro_batch_chunks="memory"),
+        "grpo_auto": dict(pcm__selector="full"),
+        "pcm_memory": dict(pcm__selector="pcm", pcm__budget=2, grpo__micro_batch_chunks="memory"),
+        "pcm_auto": dict(pcm__selector="pcm", pcm__budget=2),
+    }.items():
+        # seed 1: tasks 0, 1, 1, whose instructions differ in length, so passes may pad
+        config = tiny(
+            grpo__groups_per_step=3, train__seed=1, grpo__micro_batch_trajectories=per_pass, **overrides
+        )
+        trainer = Trainer(config, tmp_path / name, ListSink(), resume=False)
+        mixed(trainer)
+        shapes = _record_pass_shapes(trainer)
+        selection = trainer.select(trainer.rollout())
+        out = trainer.update(selection)
+        assert out[M.TRAIN_PASSES] == len(shapes)
+        runs[name] = (shapes, out, selection)
+    grpo, grpo_out, grpo_selection = runs["grpo_memory"]
+    trajectories = grpo_selection.update_batch.num_trajectories
+    assert len(grpo) == -(-trajectories // per_pass)
+    largest = max(shape.chunks for shape in grpo)
+
+    def within_grpos(shape):
+        return any(
+            shape.chunks <= g.chunks and shape.width <= g.width and (g.padded or not shape.padded)
+            for g in grpo
+        )
+
+    assert len(set(grpo_selection.update_batch.instructions)) == 2  # the case this test is about
+    for name in ("grpo_auto", "pcm_auto"):
+        shapes, out, _ = runs[name]
+        assert all(within_grpos(shape) for shape in shapes), (name, shapes, grpo)
+        assert max(shape.chunks for shape in shapes) <= largest
+        assert out[M.MEM_ACTIVATION] <= grpo_out[M.MEM_ACTIVATION]
+    pcm, _, pcm_selection = runs["pcm_auto"]
+    assert sum(shape.chunks for shape in pcm) == len(pcm_selection.kept_rows)
+    assert len(pcm) < len(grpo) == len(runs["pcm_memory"][0])
+    # `memory` keeps the paper's passes: PCM's shrink with what it keeps
+    assert runs["pcm_memory"][1][M.MEM_ACTIVATION] < runs["pcm_auto"][1][M.MEM_ACTIVATION]
+
+
+def test_pack_rows_fills_passes_within_the_cap_longest_instruction_first():
+    grpo = [PassShape(8, 39, False), PassShape(8, 37, False)]  # one trajectory a pass, two widths
+    cap = cap_within(grpo)
+    assert (cap(39, False), cap(37, False), cap(39, True), cap(40, False)) == (8, 8, 0, 0)
+    rows = np.arange(12)
+    widths = np.array([37] * 4 + [39] * 8)
+    # no padding where GRPO has none: the 8 long rows, then the 4 short ones
+    assert [p.tolist() for p in pack_rows(rows, widths, cap)] == [list(range(4, 12)), [0, 1, 2, 3]]
+    # 12 rows of one width: two even passes of 6 rather than 8 + 4
+    assert [len(p) for p in pack_rows(rows, np.full(12, 39), cap)] == [6, 6]
+    # GRPO pads (two trajectories a pass): so may PCM, up to GRPO's padded pass
+    padded = cap_within([PassShape(16, 39, True), PassShape(16, 37, False)])
+    assert [len(p) for p in pack_rows(rows, widths, padded)] == [12]
+    assert [len(p) for p in pack_rows(np.arange(20), np.r_[np.full(10, 37), np.full(10, 39)], padded)] == [
+        10,
+        10,
+    ]
+    assert pack_rows(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), cap) == []
+
+
+def test_a_pass_memory_budget_bounds_what_every_pass_saves(tiny, mixed, tmp_path):
+    """`grpo.pass_memory_mb`: passes of up to budget / c chunks, c measured once by a two-chunk
+    forward at the longest instruction, padded: an upper bound, so no pass saves more."""
+    config = tiny(pcm__budget=3, grpo__pass_memory_mb=1e6)
+    trainer = Trainer(config, tmp_path / "probe", ListSink(), resume=False)
+    mixed(trainer)
+    trainer.update(trainer.select(trainer.rollout()))
+    assert len(trainer._chunk_bytes) == 1
+    per_chunk = next(iter(trainer._chunk_bytes.values()))
+    budget = 3.5 * per_chunk
+    trainer = Trainer(
+        tiny(pcm__budget=3, grpo__pass_memory_mb=budget / 2**20), tmp_path / "run", ListSink(), resume=False
+    )
+    mixed(trainer)
+    sizes = _count_forwards(trainer)
+    selection = trainer.select(trainer.rollout())
+    out = trainer.update(selection)
+    kept = len(selection.kept_rows)
+    assert max(sizes) == 3 and len(sizes) == -(-kept // 3) and sum(sizes) == kept
+    assert 0 < out[M.MEM_ACTIVATION] <= budget
 
 
 def test_unbiased_reweight_with_every_chunk_kept_changes_nothing(tiny, mixed, tmp_path):
@@ -372,17 +510,6 @@ def test_each_purpose_draws_from_its_own_stream():
     torch.testing.assert_close(t1, t2, rtol=0, atol=0)
     with pytest.raises(ValueError, match="unknown random stream"):
         step_stream(0, "nope", 1)
-
-
-def test_trajectories_that_keep_no_chunk_make_no_pass(tiny, tmp_path):
-    """top_phase keeps nothing of a trajectory without the step's top phase; a micro-batch made
-    only of such trajectories must not reach the actor as an empty pass."""
-    trainer = Trainer(tiny(grpo__micro_batch_trajectories=1), tmp_path, ListSink(), resume=False)
-    batch = trainer.rollout()
-    kept = batch.subset(np.flatnonzero(batch.traj != 0))  # trajectory 0 kept no chunk
-    passes = trainer._micro_batches(kept, np.arange(batch.num_trajectories), np.arange(kept.num_chunks))
-    assert all(len(rows) for rows in passes)
-    assert sorted(np.concatenate(passes).tolist()) == list(range(kept.num_chunks))
 
 
 def test_top_phase_trains_when_some_trajectories_lack_the_top_phase(tiny, mixed, tmp_path):

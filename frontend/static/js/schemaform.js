@@ -43,8 +43,15 @@ function classify(root, prop) {
       return { kind: "variants", nullable: false, schema, discriminator, variants };
     }
     nullable = branches.some((b) => b.type === "null");
-    const main = branches.find((b) => b.type !== "null") || {};
-    schema = { ...main, ...Object.fromEntries(Object.entries(schema).filter(([k]) => !["anyOf", "oneOf"].includes(k))) };
+    const rest = Object.fromEntries(Object.entries(schema).filter(([k]) => !["anyOf", "oneOf"].includes(k)));
+    const kinds = branches.filter((b) => b.type !== "null");
+    if (kinds.length > 1 && kinds.every((b) => b.enum || b.type === "integer" || b.type === "number")) {
+      // named choices or a number (grpo.micro_batch_chunks: "auto" | "memory" | N): one text field
+      const choices = kinds.flatMap((b) => b.enum || []);
+      return { kind: "choice", nullable, schema: { ...rest, choices } };
+    }
+    const main = kinds[0] || {};
+    schema = { ...main, ...rest };
   }
   let kind = "text";
   if (schema.const !== undefined) kind = "enum";
@@ -176,6 +183,9 @@ export class SchemaForm {
       const lo = schema.minimum ?? schema.exclusiveMinimum;
       const hi = schema.maximum ?? schema.exclusiveMaximum;
       input = el("input", { type: "number", inputmode: "decimal", step: schema.type === "integer" ? "1" : "any", min: lo, max: hi });
+    } else if (kind === "choice") {
+      input = el("input", { type: "text", list: `${id}-choices` });
+      input.placeholder = `${schema.choices.join(", ")} or a number`;
     } else {
       input = el("input", { type: "text", minlength: schema.minLength, maxlength: schema.maxLength });
       if (kind === "list") input.placeholder = `comma-separated ${listItemType(schema)}s`;
@@ -190,6 +200,7 @@ export class SchemaForm {
     const wrap = el("div", { class: `field field-${kind}`, "data-path": path },
       kind === "bool" ? el("div", { class: "check" }, input, label) : [label, input],
       el("small", { class: "help", id: helpId }, helpBits.join(" · ")),
+      kind === "choice" ? el("datalist", { id: `${id}-choices` }, ...schema.choices.map((c) => el("option", { value: c }))) : null,
       error);
     this.allFields.push({ path, input, kind, nullable, schema, error, wrap, variant });
     return wrap;
@@ -239,6 +250,10 @@ export class SchemaForm {
     const raw = input.value.trim();
     if (raw === "" && (nullable || kind === "enum")) return null;
     if (kind === "enum") return JSON.parse(raw);
+    if (kind === "choice") {
+      if (raw === "") throw new Error(`one of ${schema.choices.join(", ")} or a number`);
+      return /^-?\d+$/.test(raw) ? Number(raw) : raw;
+    }
     if (kind === "number") {
       if (raw === "") throw new Error("a number is required");
       const n = Number(raw);
