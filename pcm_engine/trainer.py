@@ -579,7 +579,6 @@ class Trainer:
                 continue
             self.optimizer.zero_grad(set_to_none=True)
             passes = self._micro_batches(batch, mini, mini_rows, rows_of, widths[batch.traj[mini_rows]], cap)
-            passes = [rows for rows in passes if len(rows)]
             num_passes += len(passes)
             chunk = self._chunk_tensors(batch, selection, np.concatenate(passes))
             start = 0
