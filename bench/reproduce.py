@@ -48,22 +48,12 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from reproduce_report import (
-    ALLOWED_DIFFERENCES,
-    ROOT,
-    ReportPaths,
-    build_report,
-    check_settings,
-    code_state,
-)
+from reproduce_plan import PRESET, SFT_SEED, Method, Plan, check_settings
+from reproduce_report import ROOT, ReportPaths, build_report, code_state
 
-from pcm_engine.analysis import proxy_points
 from pcm_engine.config import ConfigError, RunConfig, resolve_preset
+from pcm_engine.proxy_check import proxy_points
 
-# The paper's protocol: every method takes GRPO's rollouts and optimiser settings; only pcm.selector,
-# pcm.budget, pcm.reweight and pcm.score differ (ALLOWED_DIFFERENCES, enforced by check_settings).
-PRESET = "tabletop_grpo"
-SFT_SEED = 0
 PROXY_SEED = 2_000_003  # the proxy check's own rollouts: never the same draws as a training step
 PROXY_VERSION = 2  # bump when proxy.json's content changes, so a cached one is recomputed
 
@@ -73,19 +63,6 @@ mixed group at `grpo.chunk_len: 4`, about 14%, 18% and 23% (the paper: B = 8/12/
 one place these numbers live: "2h" and "long" both read it."""
 
 # --- what runs ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    label: str
-    overrides: dict
-    budget: int | None = None
-
-    def __post_init__(self) -> None:
-        extra = set(self.overrides) - set(ALLOWED_DIFFERENCES)
-        if extra:
-            raise ValueError(f"method {self.name} overrides {sorted(extra)}; only {ALLOWED_DIFFERENCES} may")
 
 
 def methods_for(budgets: tuple[int, int, int]) -> list[Method]:
@@ -235,32 +212,6 @@ class Job:
     seed: int
     config: RunConfig
     run_dir: Path
-
-
-@dataclass
-class Plan:
-    """Everything that decides what runs; written to OUT/plan.json so --report-only can rebuild."""
-
-    size: str
-    steps: int
-    seeds: int
-    workers: int
-    methods: list[str]
-    budgets: tuple[int, int, int]
-    threshold: float | None
-    preset: str = PRESET
-    sft_seed: int = SFT_SEED
-    sft_policy: str | None = None
-    sessions: list[dict] = field(default_factory=list)
-
-    def save(self, out: Path) -> None:
-        (out / "plan.json").write_text(json.dumps(asdict(self), indent=1))
-
-    @classmethod
-    def load(cls, out: Path) -> Plan:
-        data = json.loads((out / "plan.json").read_text())
-        data["budgets"] = tuple(data["budgets"])
-        return cls(**data)
 
 
 def base_config(size: Size, steps: int) -> RunConfig:

@@ -19,18 +19,16 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import yaml
+from reproduce_plan import ALLOWED_DIFFERENCES, Method, Plan, check_settings
 
 from pcm_engine import metrics as M
 from pcm_engine.analysis import EvalCurve, eval_curve, first_crossing, metric_series, spearman
 from pcm_engine.config import RunConfig
 from pcm_engine.phases import PHASES
-
-if TYPE_CHECKING:
-    from reproduce import Method, Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,11 +52,6 @@ DOCS = ReportPaths(ROOT / "docs")
 RESULTS_MD = DOCS.results_md
 FIGURES = DOCS.figures
 
-ALLOWED_DIFFERENCES = ("pcm.selector", "pcm.budget", "pcm.reweight", "pcm.score")
-"""The only config keys in which one method may differ from another (spec §6)."""
-PER_RUN_KEYS = ("name", "train.seed")
-"""Keys that differ between the runs of one method (and so between any two runs)."""
-
 THRESHOLD_FRACTION = 0.75
 """Default success threshold: this fraction of the way from the SFT start to GRPO's final eval
 success (the paper's 98% sits just below its GRPO plateau). Fixed before looking at any method."""
@@ -69,66 +62,6 @@ SPEEDUP_TARGET = 2.0  # PCM reaches GRPO's final level this many times sooner (t
 UNIFORM_GAP_POINTS = 5.0  # uniform ends at least this far below PCM
 DEBIASED_RHO_TARGET = 0.5  # Spearman of the debiased score with the measured V_c
 LEVEL_EPS = 1e-9  # float slack when a seed-mean curve is compared with a mean of the same numbers
-
-
-# --- settings: what differs between methods -------------------------------------------------------
-
-
-class SettingsMismatch(ValueError):
-    """Two runs of the comparison differ in a setting other than ALLOWED_DIFFERENCES."""
-
-
-def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, f"{dotted}."))
-        else:
-            out[dotted] = value
-    return out
-
-
-def _as_dict(config: RunConfig | dict) -> dict:
-    return config.to_dict() if hasattr(config, "to_dict") else config
-
-
-def check_settings(configs: dict[tuple[str, int], RunConfig | dict]) -> dict[str, dict[str, Any]]:
-    """Per method, its values of the allowed keys that differ between methods; raises
-    SettingsMismatch naming every other key that differs between any two runs, and any allowed
-    key that differs between two seeds of one method.
-
-    `configs` maps (method name, seed) to the config that run used (or will use)."""
-    flat = {run: flatten(_as_dict(config)) for run, config in configs.items()}
-    keys = sorted(set().union(*(f.keys() for f in flat.values()))) if flat else []
-
-    def value(run, key):
-        return json.dumps(flat[run].get(key, "<missing>"), sort_keys=True)
-
-    differing = [k for k in keys if len({value(run, k) for run in flat}) > 1]
-    problems = []
-    for key in differing:
-        if key in PER_RUN_KEYS:
-            continue
-        if key not in ALLOWED_DIFFERENCES:
-            seen = {f"{m}/seed{s}": flat[(m, s)].get(key, "<missing>") for m, s in sorted(flat)}
-            problems.append(f"{key}: {seen}")
-            continue
-        for method in sorted({m for m, _ in flat}):
-            per_seed = {value(run, key) for run in flat if run[0] == method}
-            if len(per_seed) > 1:
-                problems.append(f"{key} differs between seeds of {method}: {sorted(per_seed)}")
-    if problems:
-        raise SettingsMismatch(
-            "the methods must differ only in " + ", ".join(ALLOWED_DIFFERENCES) + "; these settings "
-            "differ too:\n  " + "\n  ".join(problems)
-        )
-    shown = [k for k in ALLOWED_DIFFERENCES if k in differing]
-    methods: dict[str, dict[str, Any]] = {}
-    for (method, _), f in flat.items():  # in the order given (the plan's priority order)
-        methods.setdefault(method, {k: f.get(k) for k in shown})
-    return methods
 
 
 def load_run_configs(out: Path, methods: list[Method], seeds: int) -> dict[tuple[str, int], dict]:
@@ -1458,13 +1391,10 @@ def method_summary(r: MethodResult, full: MethodResult | None) -> dict:
 
 
 __all__ = [
-    "ALLOWED_DIFFERENCES",
     "DOCS",
     "ROOT",
     "ReportPaths",
-    "SettingsMismatch",
     "build_report",
-    "check_settings",
     "code_state",
     "git",
 ]

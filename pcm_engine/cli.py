@@ -101,9 +101,13 @@ def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> di
             previous = RunConfig.load(saved)
             if previous.config_hash() != config.config_hash():
                 raise ConfigError(
-                    f"{run_dir} holds a run with a different config; choose another --run-dir "
-                    "or pass --fresh to start over there",
-                    ["run_dir"],
+                    [
+                        (
+                            "run_dir",
+                            f"{run_dir} holds a run with a different config; choose another "
+                            "--run-dir or pass --fresh to start over there",
+                        )
+                    ]
                 )
     if fresh and run_dir.exists():
         import shutil
@@ -160,16 +164,17 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
+    from pcm_engine.device import pick_device
     from pcm_engine.envs import make_env
+    from pcm_engine.evaluation import evaluate_policy
     from pcm_engine.policies import VLAPolicy
-    from pcm_engine.trainer import evaluate_policy, pick_device
 
     overrides = parse_set_arguments(args.set or [])
     if args.episodes:
         overrides["eval.episodes_per_task"] = args.episodes
     config = RunConfig.load(resolve_preset(args.config), overrides)
     if not Path(args.policy).is_dir():
-        raise ConfigError(f"--policy: no directory at '{args.policy}'", ["policy"])
+        raise ConfigError([("--policy", f"no directory at '{args.policy}'")])
     policy = VLAPolicy.from_pretrained(args.policy).to(pick_device(config.train.device))
     return {
         "policy": args.policy,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,21 @@ from pydantic import (
     model_validator,
 )
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _presets_dir() -> Path:
+    """The presets folder: package data of `pcm_engine.presets` (the repo's configs/ folder, mapped
+    by pyproject.toml's package-dir), found the same way in an editable and a plain install."""
+    try:
+        return Path(str(resources.files("pcm_engine.presets")))
+    except ModuleNotFoundError:  # a source tree run without being pip-installed
+        return Path(__file__).resolve().parent.parent / "configs"
+
+
+PRESETS_DIR = _presets_dir()
+SEED_MAX = 2**63 - 1
+"""The largest seed: torch seeds are 64-bit (`torch.manual_seed` overflows at 2**64), and the
+evaluation generator is seeded with `train.seed + EVAL_SEED_OFFSET`, so a signed 64-bit bound
+leaves that sum room."""
 
 
 class _Section(BaseModel):
@@ -33,7 +48,7 @@ class _Section(BaseModel):
 
 
 class TabletopConfig(_Section):
-    """The built-in numpy pick-and-place suite (pcm_engine/envs/tabletop.py)."""
+    """The built-in numpy pick-and-place suite (pcm_engine/envs/tabletop/)."""
 
     name: Literal["tabletop"] = "tabletop"
     image_size: int = Field(64, ge=16, le=256, description="Square RGB observation size in pixels.")
@@ -233,7 +248,7 @@ class PolicyConfig(_Section):
     dtype: Literal["float32", "bfloat16"] = "float32"
     gradient_checkpointing: bool = False
     lora: LoraConfig = Field(default_factory=LoraConfig)
-    seed: int = Field(0, ge=0, description="Seed of the random initial weights.")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the random initial weights.")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> PolicyConfig:
@@ -430,11 +445,18 @@ class EvalConfig(_Section):
 
 class TrainConfig(_Section):
     steps: int = Field(150, ge=0, le=10_000_000)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_every: int = Field(25, ge=0, le=1_000_000, description="0 = only at the end.")
     keep_checkpoints: int = Field(2, ge=1, le=1000)
     torch_threads: int = Field(0, ge=0, le=1024, description="0 = torch's default.")
+    overlap_rollouts: bool = Field(
+        False,
+        description="Roll out step t+1 in a background thread while step t updates, with the "
+        "weights from before that update (a policy lag of 1, corrected by the clipped ratio on "
+        "the recorded log-probs). Hides rollout time behind the update; costs one copy of the "
+        "trainable weights.",
+    )
 
 
 class RunConfig(_Section):
@@ -497,24 +519,33 @@ class RunConfig(_Section):
             raise ConfigError.from_validation(err) from None
 
 
-class ConfigError(ValueError):
-    """A config that failed validation; the message names every offending field by dotted path."""
+WHOLE_CONFIG = "(config)"
+"""ConfigError's field for a rule across fields (a model-level check); its message names them."""
 
-    def __init__(self, message: str, fields: list[str]):
-        super().__init__(message)
-        self.fields = fields
+
+class ConfigError(ValueError):
+    """A config that cannot be used: `problems` pairs each offending field (a dotted path, or
+    `WHOLE_CONFIG`) with its message, for callers that point at fields (the API's 422s);
+    `str(err)` lists them one a line, for people (the CLI)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = list(problems)
+        lines = [f"{field}: {message}" for field, message in self.problems]
+        super().__init__(lines[0] if len(lines) == 1 else "invalid run config:\n  " + "\n  ".join(lines))
+
+    @property
+    def fields(self) -> list[str]:
+        return [field for field, _ in self.problems]
 
     @classmethod
     def from_validation(cls, err: ValidationError) -> ConfigError:
-        lines, fields = [], []
+        problems = []
         for e in err.errors():
             loc = list(e["loc"])
             if len(loc) > 1 and loc[0] == "env" and loc[1] in ENV_NAMES:
                 del loc[1]  # the env variant's tag: the field is env.<name>, whichever the variant
-            where = ".".join(str(p) for p in loc) or "(config)"
-            fields.append(where)
-            lines.append(f"{where}: {e['msg']}")
-        return cls("invalid run config:\n  " + "\n  ".join(lines), fields)
+            problems.append((".".join(str(p) for p in loc) or WHOLE_CONFIG, e["msg"]))
+        return cls(problems)
 
 
 def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -524,7 +555,7 @@ def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
     for key in keys[:-1]:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"{dotted}: '{key}' is not a section", [dotted])
+            raise ConfigError([(dotted, f"'{key}' is not a section")])
         node = child
     node[keys[-1]] = value
 
@@ -537,7 +568,7 @@ def parse_set_arguments(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got '{pair}'", [pair])
+            raise ConfigError([("--set", f"expects key=value, got '{pair}'")])
         key, raw = pair.split("=", 1)
         out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
     return out
@@ -552,4 +583,4 @@ def resolve_preset(name_or_path: str) -> Path:
     if candidate.is_file():
         return candidate
     known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-    raise ConfigError(f"no config file or preset named '{name_or_path}' (presets: {known})", ["config"])
+    raise ConfigError([("config", f"no config file or preset named '{name_or_path}' (presets: {known})")])

@@ -36,12 +36,15 @@ TRAIN_GRAD_NORM = "train/grad_norm"
 TRAIN_UPDATED = "train/updated"
 TRAIN_UPDATE_TRAJECTORIES = "train/update_trajectories"
 TRAIN_PASSES = "train/passes"  # forward/backward passes of the actor update (grpo.micro_batch_chunks)
+TRAIN_POLICY_LAG = "train/policy_lag"  # updates between the rollout's policy and the updated one
 # chunk masking
 PCM_KEPT_FRACTION = "pcm/kept_fraction"
 PCM_KEPT_CHUNKS = "pcm/kept_chunks"
 PCM_REFRESHED = "pcm/refreshed"
-# time split of a step
-TIME_ROLLOUT = "time/rollout_s"
+# time split of a step (rollout + select + update + other = step)
+TIME_ROLLOUT = "time/rollout_s"  # the step's wait for its rollout (all of it, unless overlapped)
+TIME_ROLLOUT_HIDDEN = "time/rollout_hidden_s"  # rollout seconds that ran during the previous update
+TIME_ROLLOUT_OVERLAP = "time/rollout_overlap"  # hidden / all seconds of the step's rollout, 0..1
 TIME_SELECT = "time/select_s"
 TIME_UPDATE = "time/update_s"
 TIME_OTHER = "time/other_s"
@@ -98,10 +101,13 @@ PER_STEP_METRICS: tuple[str, ...] = (
     TRAIN_UPDATED,
     TRAIN_UPDATE_TRAJECTORIES,
     TRAIN_PASSES,
+    TRAIN_POLICY_LAG,
     PCM_KEPT_FRACTION,
     PCM_KEPT_CHUNKS,
     PCM_REFRESHED,
     TIME_ROLLOUT,
+    TIME_ROLLOUT_HIDDEN,
+    TIME_ROLLOUT_OVERLAP,
     TIME_SELECT,
     TIME_UPDATE,
     TIME_OTHER,

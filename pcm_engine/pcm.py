@@ -469,6 +469,8 @@ class Draw:
 
 Selector = Callable[[TrajectoryChunks, StepContext], Draw]
 SELECTORS: dict[str, Selector] = {}
+GRPO_SELECTOR = "full"
+"""The selector that back-propagates every chunk: plain GRPO, the baseline PCM is measured against."""
 
 
 def register_selector(name: str) -> Callable[[Selector], Selector]:
@@ -479,7 +481,7 @@ def register_selector(name: str) -> Callable[[Selector], Selector]:
     return wrap
 
 
-@register_selector("full")
+@register_selector(GRPO_SELECTOR)
 def select_full(traj: TrajectoryChunks, step: StepContext) -> Draw:
     """Plain GRPO: every chunk takes part."""
     return Draw(np.ones(len(traj.phases)), len(traj.phases))

@@ -24,10 +24,12 @@ import torch
 
 from pcm_engine import metrics as M
 from pcm_engine.config import RunConfig
+from pcm_engine.device import pick_device
 from pcm_engine.envs import make_env
 from pcm_engine.envs.expert import DemoSet, ScriptedExpert, collect_demos
+from pcm_engine.evaluation import evaluate_policy
 from pcm_engine.metrics import MetricSink
-from pcm_engine.trainer import build_policy, evaluate_policy, pick_device
+from pcm_engine.policies.factory import build_policy
 
 
 def make_demos(config: RunConfig, env=None) -> DemoSet:
@@ -53,7 +55,7 @@ def pretrain_config(config: RunConfig) -> RunConfig | None:
             "sft.pretrain_demos_per_task: the pre-training stage uses the tabletop suite's scripted "
             "expert; on LIBERO start from policy.pretrained"
         )
-    from pcm_engine.envs.tabletop import TASKS
+    from pcm_engine.envs.tabletop.tasks import TASKS
 
     targets = set(range(len(TASKS))) if config.env.tasks is None else set(config.env.tasks)
     others = [t for t in range(len(TASKS)) if t not in targets]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +25,14 @@ from pcm_engine.checkpoint import (
     save_checkpoint,
 )
 from pcm_engine.config import RunConfig
-from pcm_engine.envs import VecEnv, make_env
+from pcm_engine.device import pick_device
+from pcm_engine.envs import make_env
+from pcm_engine.evaluation import evaluate_policy
 from pcm_engine.grpo import LOSS_STATS, group_advantages, mixed_group_mask, surrogate_sums
+from pcm_engine.memory import SavedTensorMeter, peak_rss_bytes
 from pcm_engine.metrics import ChunkRecord, MetricSink
+from pcm_engine.overlap import RolloutPrefetcher
+from pcm_engine.passes import PassCap, cap_within, memory_mode_shapes, pack_rows
 from pcm_engine.pcm import (
     KeepWeights,
     NullScore,
@@ -41,45 +45,9 @@ from pcm_engine.pcm import (
 )
 from pcm_engine.phases import PHASES, gripper_close_fraction, label_phases
 from pcm_engine.policies import PolicyInputs, VLAPolicy
+from pcm_engine.policies.factory import build_policy
 from pcm_engine.rollout import ChunkBatch, collect_rollouts
 from pcm_engine.seeding import step_stream, step_torch_generator
-
-RUNTIME_POLICY_FIELDS = ("lora", "dtype", "gradient_checkpointing", "max_instruction_bytes")
-"""Policy settings a run may change on a loaded checkpoint (architecture fields come from it)."""
-EVAL_SEED_OFFSET = 10_007  # eval draws from its own generator, so evaluating never shifts training
-
-
-def pick_device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but torch sees no CUDA device on this machine")
-    return torch.device(choice)
-
-
-def build_policy(config: RunConfig, env: VecEnv, device: torch.device) -> VLAPolicy:
-    """A fresh policy from `config.policy`, or the one saved at `config.policy.pretrained`."""
-    if config.policy.pretrained:
-        directory = Path(config.policy.pretrained)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"policy.pretrained: no directory at '{directory}'")
-        runtime = config.policy.model_dump(mode="json")
-        overrides = {k: runtime[k] for k in RUNTIME_POLICY_FIELDS}
-        policy = VLAPolicy.from_pretrained(directory, config_overrides=overrides)
-        if policy.chunk_len != config.grpo.chunk_len:
-            raise ValueError(
-                f"grpo.chunk_len is {config.grpo.chunk_len} but the policy at '{directory}' "
-                f"decodes chunks of {policy.chunk_len}"
-            )
-    else:
-        policy = VLAPolicy(
-            config.policy,
-            chunk_len=config.grpo.chunk_len,
-            action_dim=env.action_dim,
-            proprio_dim=env.proprio_dim,
-            image_size=env.image_size,
-        )
-    return policy.to(device)
 
 
 def rows_by_trajectory(traj: np.ndarray, num_trajectories: int) -> list[np.ndarray]:
@@ -96,125 +64,6 @@ def _rows_of_observations(batch: ChunkBatch, rows: np.ndarray) -> tuple[np.ndarr
         take = slice(int(rows[0]), int(rows[-1]) + 1)
         return batch.images[take], batch.proprio[take], batch.chunk_instructions(rows)
     return batch.images[rows], batch.proprio[rows], batch.chunk_instructions(rows)
-
-
-@dataclass(frozen=True)
-class PassShape:
-    """What the activations a pass saves grow with: its chunks, its instruction width (tokens of
-    its longest instruction, every row padded to it) and whether any row is padded."""
-
-    chunks: int
-    width: int
-    padded: bool
-
-
-def shape_of(widths: np.ndarray) -> PassShape:
-    """The shape of a pass whose rows have instruction widths `widths`."""
-    return PassShape(len(widths), int(widths.max()), bool(widths.min() != widths.max()))
-
-
-def memory_mode_shapes(
-    minis: list[np.ndarray], chunks: np.ndarray, widths: np.ndarray, per_pass: int
-) -> list[PassShape]:
-    """The passes `micro_batch_chunks: memory` makes of mini-batches `minis` (trajectory ids in
-    update order) when trajectory t has `chunks[t]` chunks of instruction width `widths[t]`:
-    `per_pass` trajectories at a time."""
-    shapes = []
-    for mini in minis:
-        for i in range(0, len(mini), per_pass):
-            group = mini[i : i + per_pass]
-            shape = shape_of(widths[group])
-            shapes.append(PassShape(int(chunks[group].sum()), shape.width, shape.padded))
-    return shapes
-
-
-PassCap = Callable[[int, bool], int]
-"""(instruction width, padded) -> the most chunks one pass of that width may hold."""
-
-
-def cap_within(shapes: list[PassShape]) -> PassCap:
-    """Passes that save no more than the largest of `shapes` of at least their width: as many
-    chunks, and padding only if that one pads too. (A pass's saved bytes grow with each of
-    chunks, width and padding, so such a pass saves no more than that one.)"""
-    cache: dict[tuple[int, bool], int] = {}
-
-    def cap(width: int, padded: bool) -> int:
-        if (width, padded) not in cache:
-            fitting = (s.chunks for s in shapes if s.width >= width and (s.padded or not padded))
-            cache[width, padded] = max(fitting, default=0)
-        return cache[width, padded]
-
-    return cap
-
-
-def pack_rows(rows: np.ndarray, widths: np.ndarray, cap: PassCap) -> list[np.ndarray]:
-    """Chunk rows `rows` (instruction widths `widths`) in as few passes as `cap` allows, each
-    one's rows ascending. Rows go longest instruction first; a pass fills up to `cap(width,
-    False)` with rows of its width and then, while `cap(width, True)` allows, pads shorter ones.
-    If splitting the same rows evenly into that many passes also fits, the passes are even
-    (the same count, a lower peak)."""
-    if len(rows) == 0:
-        return []
-    order = np.lexsort((rows, -widths))
-    rows, widths = rows[order], widths[order]
-    starts = np.flatnonzero(np.r_[True, widths[1:] != widths[:-1]])
-    ends = np.r_[starts[1:], len(rows)]
-    bounds, filled, width = [], 0, 0
-    for start, end in zip(starts, ends, strict=True):
-        position, left = int(start), int(end - start)
-        while left:
-            if filled == 0:
-                width = int(widths[position])
-                take = min(left, max(1, cap(width, False)))
-            else:  # joining a pass of longer instructions pads this group's rows
-                room = cap(width, True) - filled
-                if room <= 0:
-                    bounds.append(position)
-                    filled = 0
-                    continue
-                take = min(left, room)
-            filled, position, left = filled + take, position + take, left - take
-            if left:
-                bounds.append(position)
-                filled = 0
-    greedy = np.split(np.arange(len(rows)), bounds)
-    even = np.array_split(np.arange(len(rows)), len(greedy))
-
-    def fits(part: np.ndarray) -> bool:
-        shape = shape_of(widths[part])
-        return shape.chunks <= cap(shape.width, shape.padded)
-
-    fits_evenly = all(fits(part) for part in even)
-    return [np.sort(rows[part]) for part in (even if fits_evenly else greedy)]
-
-
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-
-class SavedTensorMeter:
-    """Bytes of tensors autograd saves for backward during a forward, each storage counted once.
-
-    Parameters are excluded: they are the same for every selector and are not activations.
-    """
-
-    def __init__(self, exclude: set[int]):
-        self.exclude = exclude
-        self.storages: dict[int, int] = {}
-
-    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        ptr = storage.data_ptr()
-        if ptr not in self.exclude:
-            self.storages[ptr] = storage.nbytes()
-        return tensor
-
-    def hooks(self):
-        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
-
-    @property
-    def bytes(self) -> int:
-        return sum(self.storages.values())
 
 
 @dataclass
@@ -271,6 +120,7 @@ class Trainer:
         self._chunk_bytes: dict[tuple[int, bool], float] = {}  # grpo.pass_memory_mb's probes
         config.save(self.run_dir / "config.yaml")
         self.resumed_checkpoint: Path | None = None
+        self._prefetcher: RolloutPrefetcher | None = None  # train.overlap_rollouts, made on first use
         self.resume_from = self._try_resume() if resume else None
 
     # --- resume ----------------------------------------------------------------------------------
@@ -320,27 +170,45 @@ class Trainer:
         if self.step_count == 0 and cfg.eval.every > 0:
             self.sink.log_metrics(0, self.evaluate())
         self._last_log = time.perf_counter()  # start-up and the step-0 eval are no step's time
-        while self.step_count < cfg.train.steps:
-            last = self.step()
-            every = cfg.train.checkpoint_every
-            stopping = should_stop is not None and should_stop()
-            due = (every and self.step_count % every == 0) or self.step_count == cfg.train.steps
-            if due or stopping:
-                path = self.save()
-                if on_checkpoint is not None:
-                    on_checkpoint(path, self.step_count)
-            if stopping and self.step_count < cfg.train.steps:
-                self.stopped_early = True
-                return last
+        try:
+            while self.step_count < cfg.train.steps:
+                last = self.step()
+                every = cfg.train.checkpoint_every
+                stopping = should_stop is not None and should_stop()
+                due = (every and self.step_count % every == 0) or self.step_count == cfg.train.steps
+                if due or stopping:
+                    path = self.save()
+                    if on_checkpoint is not None:
+                        on_checkpoint(path, self.step_count)
+                if stopping and self.step_count < cfg.train.steps:
+                    self.stopped_early = True
+                    return last
+        finally:
+            self.close()
         self.policy.save_pretrained(self.run_dir / "policy")
         return last
 
+    def close(self) -> None:
+        """Stop the overlapped rollout thread, dropping a rollout in flight (a resumed run rolls
+        that step out again, sequentially)."""
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
+
     def step(self) -> dict[str, float]:
-        """One GRPO/PCM step; logs its metrics (and, when due, eval) before returning them."""
+        """One GRPO/PCM step; logs its metrics (and, when due, eval) before returning them.
+
+        With `train.overlap_rollouts` the next step's rollout runs in the background during
+        this step's update (`pcm_engine.overlap`); this step's own batch was rolled out during
+        the previous update, unless it is the first since the start or a resume."""
         cfg = self.config
+        number = self.step_count + 1
         t0 = time.perf_counter()
-        batch = self.rollout()
+        prefetched = self._prefetcher.take(number) if self._prefetcher is not None else None
+        batch = self.rollout() if prefetched is None else prefetched.batch
         t1 = time.perf_counter()
+        if cfg.train.overlap_rollouts and number < cfg.train.steps:
+            self._prefetch(number + 1)
         selection = self.select(batch)
         t2 = time.perf_counter()
         update_stats = self.update(selection)
@@ -349,8 +217,14 @@ class Trainer:
 
         out = self._step_metrics(batch, selection, update_stats)
         out.update({M.TIME_ROLLOUT: t1 - t0, M.TIME_SELECT: t2 - t1, M.TIME_UPDATE: t3 - t2})
+        hidden = 0.0 if prefetched is None else prefetched.hidden
+        out[M.TIME_ROLLOUT_HIDDEN] = hidden
+        out[M.TIME_ROLLOUT_OVERLAP] = 0.0 if prefetched is None else hidden / max(prefetched.seconds, 1e-9)
+        out[M.TRAIN_POLICY_LAG] = 0.0 if prefetched is None else 1.0
         every = cfg.eval.every
         if (every and self.step_count % every == 0) or self.step_count == cfg.train.steps:
+            if self._prefetcher is not None:
+                self._prefetcher.wait()  # the env belongs to the rollout in flight until it ends
             out.update(self.evaluate())
         if torch.cuda.is_available() and self.device.type == "cuda":
             out[M.MEM_PEAK_GPU] = float(torch.cuda.max_memory_allocated(self.device))
@@ -366,27 +240,35 @@ class Trainer:
 
     # --- the pieces ------------------------------------------------------------------------------
 
-    def rollout(self, *, probe: int | None = None) -> ChunkBatch:
-        """Rollouts of the coming step: its task/init-state schedule and the policy's sampling
-        each come from their own stream, so runs with one seed see the same groups whatever
-        their selector (spec §6). `probe` = k draws the k-th extra batch of this step instead
-        (analysis that samples several batches without training)."""
+    def _prefetch(self, step: int) -> None:
+        """Start `step`'s rollout in the background with the weights as they are now."""
+        if self._prefetcher is None:
+            self._prefetcher = RolloutPrefetcher(self.policy)
+        self._prefetcher.start(step, lambda behaviour: self.rollout(step=step, policy=behaviour))
+
+    def rollout(
+        self, *, probe: int | None = None, step: int | None = None, policy: VLAPolicy | None = None
+    ) -> ChunkBatch:
+        """Rollouts of the coming step (or of `step`, by `policy` — the overlapped loop's
+        behaviour copy): its task/init-state schedule and the policy's sampling each come from
+        their own stream, so runs with one seed see the same groups whatever their selector
+        (spec §6). `probe` = k draws the k-th extra batch of this step instead (analysis that
+        samples several batches without training)."""
         g = self.config.grpo
+        step = self.step_count + 1 if step is None else step
         extra = () if probe is None else (probe + 1,)
-        schedule = self.stream("schedule", *extra)
+        schedule = step_stream(self.config.train.seed, "schedule", step, *extra)
         tasks = schedule.integers(0, self.env.num_tasks, size=g.groups_per_step)
         inits = schedule.integers(0, self.env.num_init_states("train"), size=g.groups_per_step)
         return collect_rollouts(
             self.env,
-            self.policy,
+            self.policy if policy is None else policy,
             np.repeat(tasks, g.group_size),
             np.repeat(inits, g.group_size),
             np.repeat(np.arange(g.groups_per_step), g.group_size),
             chunk_len=g.chunk_len,
             temperature=g.temperature,
-            generator=step_torch_generator(
-                self.config.train.seed, "rollout", self.step_count + 1, self.device, *extra
-            ),
+            generator=step_torch_generator(self.config.train.seed, "rollout", step, self.device, *extra),
         )
 
     def stream(self, purpose: str, *extra: int) -> np.random.Generator:
@@ -774,27 +656,3 @@ class Trainer:
                     )
                 )
         return records
-
-
-def evaluate_policy(env: VecEnv, policy: VLAPolicy, config: RunConfig, *, seed: int) -> dict[str, float]:
-    """Eval success rate overall and per task on the eval split (fixed init states and seed)."""
-    e = config.eval
-    episodes = min(e.episodes_per_task, env.num_init_states("eval"))
-    tasks = np.repeat(np.arange(env.num_tasks), episodes)
-    inits = np.tile(np.arange(episodes), env.num_tasks)
-    generator = torch.Generator(device=policy.device).manual_seed(seed + EVAL_SEED_OFFSET)
-    batch = collect_rollouts(
-        env,
-        policy,
-        tasks,
-        inits,
-        np.arange(len(tasks)),
-        chunk_len=config.grpo.chunk_len,
-        temperature=e.temperature,
-        generator=generator,
-        split="eval",
-    )
-    out = {M.EVAL_SUCCESS: float(batch.success.mean()), M.EVAL_EPISODES: float(len(tasks))}
-    for task in range(env.num_tasks):
-        out[M.eval_task_metric(task)] = float(batch.success[tasks == task].mean())
-    return out

@@ -80,6 +80,7 @@ def test_train_with_sft_init_behaviour_clones_once_and_shares_the_start(tmp_path
     assert sorted((tmp_path / "runs" / "sft-starts").iterdir()) == starts
 
 
+@pytest.mark.slow  # three `pcm` processes
 def test_bad_config_value_is_refused_naming_the_field(tmp_path):
     proc = pcm("train", "--config", "tabletop_pcm", "--set", "pcm.budget=-3", cwd=tmp_path)
     assert proc.returncode == 2
@@ -90,6 +91,7 @@ def test_bad_config_value_is_refused_naming_the_field(tmp_path):
     assert proc.returncode == 2 and "tabletop_pcm" in proc.stderr  # lists the known presets
 
 
+@pytest.mark.slow
 def test_changed_config_in_an_existing_run_dir_is_refused(tmp_path):
     sets = tiny_sets(**{"train.steps": 1})
     last_json(pcm("train", "--config", "tabletop_pcm", "--run-dir", "run", *sets, cwd=tmp_path))

@@ -272,6 +272,7 @@ def test_inclusion_probabilities_are_exact_against_every_ordered_draw(n):
     assert sum(expected) == pytest.approx(n)
 
 
+@pytest.mark.slow
 def test_inclusion_probabilities_match_sample_chunks_frequencies():
     rng = np.random.default_rng(4)
     trials = 20000
@@ -295,6 +296,7 @@ def _stratified_weights(phases, kept):
     return np.array([(phases == c).sum() / (phases[kept] == c).sum() for c in phases[kept]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selector", ["pcm", "uniform"])
 def test_unbiased_weights_average_to_the_full_trajectory_sum(selector):
     """B = 2 < the 5 phases of TRAJ, so most draws miss some phase. The 1/π-weighted sum of
@@ -430,6 +432,7 @@ def _per_group_scores(actions, phases, success, groups, traj, estimator):
     return {phase: np.array(values) for phase, values in out.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("successes", [1, 3])
 def test_debiased_score_is_zero_on_average_without_signal_while_paper_grows_as_chunks_fall(successes):
     rng = np.random.default_rng(100 + successes)
@@ -449,6 +452,7 @@ def test_debiased_score_is_zero_on_average_without_signal_while_paper_grows_as_c
     assert paper["pre_grasp"] > 1.3 * paper["active_grip"] > 0
 
 
+@pytest.mark.slow
 def test_debiased_score_recovers_a_known_gap():
     rng = np.random.default_rng(7)
     shift = rng.normal(size=3)

@@ -18,6 +18,7 @@ from pcm_engine.trainer import Trainer
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import reproduce as R  # noqa: E402
+import reproduce_plan as RP  # noqa: E402
 import reproduce_report as RR  # noqa: E402
 
 
@@ -35,13 +36,13 @@ def test_methods_in_priority_order_and_only_allowed_overrides():
     ]
     assert [m.label for m in methods][:3] == ["GRPO (every chunk)", "PCM B=4", "PCM debiased B=4"]
     for m in methods:
-        assert set(m.overrides) <= set(RR.ALLOWED_DIFFERENCES)
+        assert set(m.overrides) <= set(RP.ALLOWED_DIFFERENCES)
     by_name = {m.name: m for m in methods}
     assert by_name["pcm_debiased_b4"].overrides["pcm.score"] == "debiased"
     assert by_name["pcm_b4"].overrides["pcm.score"] == "paper"
     assert by_name["pcm_unbiased_b4"].overrides["pcm.reweight"] == "unbiased"
     with pytest.raises(ValueError, match="grpo.lr"):
-        R.Method("bad", "bad", {"grpo.lr": 1.0})
+        RP.Method("bad", "bad", {"grpo.lr": 1.0})
     assert R.SIZES["2h"].budgets == R.PAPER_BUDGETS == R.SIZES["long"].budgets
 
 
@@ -53,19 +54,19 @@ def test_check_settings_allows_only_the_selector_keys(tiny):
         for seed in range(2):
             overrides = {**m.overrides, "train.seed": seed, "name": f"{m.name}-{seed}"}
             configs[(m.name, seed)] = base.from_dict(base.to_dict(), overrides)
-    table = RR.check_settings(configs)
+    table = RP.check_settings(configs)
     assert list(table) == [m.name for m in methods]  # the given (priority) order
-    assert set(table["full"]) <= set(RR.ALLOWED_DIFFERENCES)
+    assert set(table["full"]) <= set(RP.ALLOWED_DIFFERENCES)
     assert table["pcm_debiased_b2"]["pcm.score"] == "debiased"
 
     bad = dict(configs)
     bad[("pcm_b2", 1)] = base.from_dict(configs[("pcm_b2", 1)].to_dict(), {"grpo.lr": 0.5})
-    with pytest.raises(RR.SettingsMismatch, match="grpo.lr"):
-        RR.check_settings(bad)
+    with pytest.raises(RP.SettingsMismatch, match="grpo.lr"):
+        RP.check_settings(bad)
     bad = dict(configs)
     bad[("pcm_b2", 1)] = base.from_dict(configs[("pcm_b2", 1)].to_dict(), {"pcm.budget": 3})
-    with pytest.raises(RR.SettingsMismatch, match="between seeds of pcm_b2"):
-        RR.check_settings(bad)
+    with pytest.raises(RP.SettingsMismatch, match="between seeds of pcm_b2"):
+        RP.check_settings(bad)
 
 
 def test_cost_model_scales_the_update_with_kept_chunks():

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from pcm_engine.config import RunConfig
-from pcm_engine.envs.tabletop import TASKS
+from pcm_engine.envs.tabletop.tasks import TASKS
 from pcm_engine.policies import VLAPolicy
 from pcm_engine.sft import pretrain_config, resolve_start, sft_start_key
 

@@ -10,7 +10,9 @@ import pytest
 from pcm_engine.config import TabletopConfig
 from pcm_engine.envs import make_env
 from pcm_engine.envs.expert import ScriptedExpert
-from pcm_engine.envs.tabletop import BLOCK_COLOURS, BLOCK_NAMES, RELEASE_OPENING, TASKS, TabletopEnv
+from pcm_engine.envs.tabletop import TabletopEnv
+from pcm_engine.envs.tabletop.dynamics import RELEASE_OPENING
+from pcm_engine.envs.tabletop.tasks import BLOCK_COLOURS, BLOCK_NAMES, TASKS
 
 CFG = TabletopConfig()
 OPEN, CLOSE = -1.0, 1.0

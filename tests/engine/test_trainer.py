@@ -10,9 +10,10 @@ import torch
 from pcm_engine import metrics as M
 from pcm_engine.config import ConfigError, RunConfig
 from pcm_engine.metrics import JsonlSink, read_metrics
+from pcm_engine.passes import PassShape, cap_within, pack_rows
 from pcm_engine.pcm import inclusion_probabilities
 from pcm_engine.phases import PHASES
-from pcm_engine.trainer import PassShape, Trainer, cap_within, pack_rows
+from pcm_engine.trainer import Trainer
 
 
 class ListSink:
@@ -186,6 +187,7 @@ def test_packing_chunks_across_trajectories_gives_the_same_update_in_fewer_passe
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("per_pass", [1, 2])
 def test_auto_packs_pcm_in_fewer_passes_none_larger_than_grpos(tiny, mixed, tmp_path, per_pass):
     """`auto`'s default budget is GRPO's largest `memory` pass on the same batch: under it PCM
@@ -415,6 +417,7 @@ def test_pcm_saves_fewer_activation_bytes_than_full(tiny, mixed, tmp_path):
     assert results["pcm"][M.MEM_ACTIVATION] < 0.6 * results["full"][M.MEM_ACTIVATION]
 
 
+@pytest.mark.slow
 def test_two_steps_resume_two_steps_equals_four_steps(tiny, mixed, tmp_path):
     straight = Trainer(tiny(train__steps=4), tmp_path / "straight", ListSink(), resume=False)
     mixed(straight)
@@ -463,6 +466,7 @@ def test_trajectory_mean_gives_every_trajectory_the_same_total_weight(tiny, mixe
     np.testing.assert_allclose(sel.chunk_weights, 1.0 / lengths[batch.traj])
 
 
+@pytest.mark.slow
 def test_paired_seeds_roll_out_the_same_groups_whatever_the_selector(tiny, mixed, tmp_path):
     """Spec §6: two runs with one seed start every step's groups from the same tasks and init
     states, although PCM draws chunks (and its policy moves differently) and GRPO does not."""

@@ -18,6 +18,7 @@ import update_cost as U  # noqa: E402
 TINY_POLICY = [f"{k}={v}" for k, v in TINY.items() if k.startswith("policy.") or k == "env.image_size"]
 
 
+@pytest.mark.slow
 def test_a_tiny_run_reports_both_modes_and_keeps_the_last_json_line(capsys):
     sets = [arg for pair in TINY_POLICY + ["env.max_steps=64"] for arg in ("--set", pair)]
     summary = U.main(["--trajectories", "8", "--min-rounds", "2", "--max-seconds", "0", *sets])
