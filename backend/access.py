@@ -3,7 +3,9 @@
 Seeing: a private run only its owner; a lab run every member of its lab (any role); a public run
 every signed-in user; admins everything. A run the caller may not see is a 404, never a 403, so
 its existence does not leak. Changing (cancel, requeue, share) and launching into a lab need the
-role owner or member in that lab (or owning the run); viewers get a 403.
+role owner or member in that lab (or owning the run); viewers get a 403. Copying a run out of
+its lab (a clone into another lab, or made public) needs the same right to change it. The whole
+table is in docs/architecture.md, "Who may do what".
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from fastapi import HTTPException, status
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
-from backend.models import Lab, Membership, Run, User
+from backend.store.models import Artifact, Lab, Membership, Run, User
 
 WRITE_ROLES = ("owner", "member")
 
@@ -48,6 +50,20 @@ def get_visible_run(session: Session, user: User, run_id: int) -> Run:
     return run
 
 
+def readable_artifact(session: Session, user: User, artifact_id: int) -> tuple[Artifact, Run]:
+    """An artifact and its run, if the caller may see the run (the rule of downloads, and of a
+    run started from an artifact); otherwise a 404, the same whether it exists or not."""
+    found = session.execute(
+        select(Artifact, Run)
+        .join(Run, Run.id == Artifact.run_id)
+        .where(Artifact.id == artifact_id, visible_runs(user))
+    ).one_or_none()
+    if found is None:
+        raise not_found("artifact", artifact_id)
+    artifact, run = found
+    return artifact, run
+
+
 def can_change(session: Session, user: User, run: Run) -> bool:
     """Cancel, requeue or share: the run's owner, an owner/member of its lab, or an admin."""
     return user.is_admin or run.owner_id == user.id or lab_role(session, user, run.lab_id) in WRITE_ROLES
@@ -59,6 +75,25 @@ def require_change(session: Session, user: User, run: Run, action: str) -> None:
             status.HTTP_403_FORBIDDEN,
             f"you may view run {run.id} but not {action} it: that needs the role owner or member "
             f"in its lab (ask a lab owner to change your role)",
+        )
+
+
+VISIBILITY_REACH = {"private": 0, "lab": 1, "public": 2}
+
+
+def require_move(session: Session, user: User, run: Run, lab_id: int | None, visibility: str) -> None:
+    """A copy of `run` (a clone) in lab `lab_id` with `visibility` moves the run's work to people
+    who could not see it — another lab, or everyone — unless the run is public already. That
+    needs the right to change the run (owner or member of its lab, the run's owner, an admin):
+    a viewer reads a lab's runs but may not take them out of it."""
+    if run.visibility == "public":
+        return
+    wider = VISIBILITY_REACH[visibility] > VISIBILITY_REACH[run.visibility]
+    if (lab_id != run.lab_id or wider) and not can_change(session, user, run):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"you may view run {run.id} but not copy it out of its lab (into another lab, or "
+            "public): that needs the role owner or member in its lab",
         )
 
 
@@ -88,7 +123,7 @@ def launch_lab(session: Session, user: User, lab_id: int | None) -> Lab:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 "you are not an owner or member of any lab: ask a lab owner to add you "
-                "(POST /api/labs/{id}/members) or create your own lab (POST /api/labs)",
+                "(POST /api/labs/{id}/members), or an admin to create a lab for you",
             )
         return lab
     lab = session.get(Lab, lab_id)

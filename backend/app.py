@@ -16,12 +16,15 @@ from typing import Any
 from fastapi import FastAPI
 
 import pcm_engine
-from backend import errors, pages
+from backend import accesslog, errors, pages
 from backend.api import api_router
 from backend.bootstrap import ensure_admin_and_default_lab
-from backend.db import migrate
-from backend.settings import Settings, get_settings
-from backend.stale import sweep_forever
+from backend.headers import SecurityHeaders
+from backend.limits import BodySizeLimit
+from backend.logins import LoginGuard
+from backend.store.db import migrate
+from backend.store.settings import Settings, get_settings
+from backend.store.stale import sweep_forever
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings or get_settings()
+    app.state.login_guard = LoginGuard(app.state.settings)
+    accesslog.install()
     errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.include_router(api_router)
     pages.mount(app)
     return app

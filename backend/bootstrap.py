@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.auth import hash_password, verify_password
-from backend.db import session_scope
-from backend.models import Lab, Membership, User
-from backend.settings import Settings
+from backend.store.credentials import set_password, verify_password
+from backend.store.db import session_scope
+from backend.store.models import Lab, Membership, User
+from backend.store.settings import Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_LAB = "default"
@@ -25,7 +25,7 @@ def _ensure(session: Session, settings: Settings) -> None:
         log.info("created the admin user '%s'", admin.username)
     admin.is_admin = True
     if settings.admin_password and not verify_password(settings.admin_password, admin.password_hash):
-        admin.password_hash = hash_password(settings.admin_password)
+        set_password(session, admin, settings.admin_password)  # a changed one revokes old tokens
     lab = session.scalar(select(Lab).where(Lab.name == DEFAULT_LAB))
     if lab is None:
         lab = Lab(name=DEFAULT_LAB)

@@ -1,4 +1,5 @@
-"""422 responses that name the offending fields.
+"""HTTP answers for errors: 422 responses that name the offending fields, and the run store's
+domain errors (backend/store/errors.py) mapped to their status codes.
 
 Every 422 body is FastAPI's shape plus `fields`, the dotted paths a form can highlight:
 `{"detail": [{"loc": ["body", "overrides", "pcm.budget"], "msg": ..., "type": ...}],
@@ -15,6 +16,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
+
+from backend.store.errors import BrokerUnavailable, ConfigProblems
 
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
 
@@ -48,10 +51,30 @@ def _response(detail: list[dict], fields: list[str]) -> JSONResponse:
     )
 
 
+def _problems_response(problems: Sequence[FieldProblem]) -> JSONResponse:
+    detail = [{"loc": list(p.loc), "msg": p.msg, "type": p.type} for p in problems]
+    return _response(detail, [p.dotted() for p in problems])
+
+
 async def _field_errors(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FieldErrors)
-    detail = [{"loc": list(p.loc), "msg": p.msg, "type": p.type} for p in exc.problems]
-    return _response(detail, [p.dotted() for p in exc.problems])
+    return _problems_response(exc.problems)
+
+
+async def _config_problems(_request: Request, exc: Exception) -> JSONResponse:
+    """A launch refused by the store: each problem is located in the request body."""
+    assert isinstance(exc, ConfigProblems)
+    return _problems_response(
+        [FieldProblem(("body", *p.where), p.message, "value_error.config", p.dotted()) for p in exc.problems]
+    )
+
+
+async def _broker_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BrokerUnavailable)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": f"{exc}. Start it, then POST /api/runs/{exc.run_id}/requeue."},
+    )
 
 
 async def _request_validation(_request: Request, exc: Exception) -> JSONResponse:
@@ -73,5 +96,7 @@ async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(FieldErrors, _field_errors)
+    app.add_exception_handler(ConfigProblems, _config_problems)
+    app.add_exception_handler(BrokerUnavailable, _broker_unavailable)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(RequestValidationError, _request_validation)

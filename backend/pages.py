@@ -13,7 +13,19 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+from backend.headers import with_inline_scripts_allowed
+
+
+def _frontend_dir() -> Path:
+    """The dashboard's files: package data of `pcm_lab_frontend` (the repo's frontend/ folder, mapped
+    by pyproject.toml's package-dir), found the same way in an editable and a plain install."""
+    try:
+        return Path(str(resources.files("pcm_lab_frontend")))
+    except ModuleNotFoundError:  # a source tree run without being pip-installed
+        return Path(__file__).resolve().parent.parent / "frontend"
+
+
+FRONTEND_DIR = _frontend_dir()
 
 router = APIRouter(include_in_schema=False)
 
@@ -99,13 +111,14 @@ def api_docs(request: Request) -> Response:
             status_code=404,
         )
     assets = "/static/vendor/swagger-ui"
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=request.app.openapi_url,
         title=f"{request.app.title} API",
         swagger_js_url=f"{assets}/swagger-ui-bundle.js",
         swagger_css_url=f"{assets}/swagger-ui.css",
         swagger_favicon_url=f"{assets}/favicon.png",
     )
+    return with_inline_scripts_allowed(page)  # its one inline script starts Swagger UI
 
 
 @router.get("/static/vendor/swagger-ui/{name}")

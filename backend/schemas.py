@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from backend.models import as_utc
+from backend.store.models import as_utc
+from pcm_engine.analysis import RunCosts
 from pcm_engine.metrics import ChunkRecord
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
@@ -34,6 +35,30 @@ class _In(BaseModel):
 # --- runs ---------------------------------------------------------------------------------------
 
 
+class PolicyRef(_In):
+    """The policy a run starts from, named by something the caller may read: a run (its exported
+    policy) or a policy artifact. The server finds the folder; a client never names a path."""
+
+    run: int | None = Field(
+        None, ge=1, le=INT64_MAX, description="A run whose exported policy to start from."
+    )
+    artifact: int | None = Field(
+        None, ge=1, le=INT64_MAX, description="A policy artifact (GET /api/runs/{id}/artifacts)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PolicyRef:
+        if (self.run is None) == (self.artifact is None):
+            raise ValueError("give exactly one of 'run' or 'artifact'")
+        return self
+
+
+START_FROM_DESCRIPTION = (
+    "The policy to start from, as {run: ID} or {artifact: ID}; it sets policy.pretrained, which "
+    "the API does not take as a path."
+)
+
+
 class RunCreate(_In):
     """A new run from a preset (plus dotted overrides) or from a whole config."""
 
@@ -53,6 +78,7 @@ class RunCreate(_In):
         None, ge=1, le=INT32_MAX, description="Default: your first lab where you are owner or member."
     )
     visibility: Visibility = "lab"
+    start_from: PolicyRef | None = Field(None, description=START_FROM_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_source(self) -> RunCreate:
@@ -70,6 +96,9 @@ class RunClone(_In):
     overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted field paths to change.")
     lab_id: int | None = Field(None, ge=1, le=INT32_MAX, description="Default: the source run's lab.")
     visibility: Visibility | None = Field(None, description="Default: the source run's visibility.")
+    start_from: PolicyRef | None = Field(
+        None, description=f"{START_FROM_DESCRIPTION} Default: the source run's start, if you may read it."
+    )
 
 
 class RunPublic(_Out):
@@ -95,6 +124,11 @@ class RunPublic(_Out):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     heartbeat_at: UtcDatetime | None
+    waiting_for_worker_since: UtcDatetime | None = Field(
+        None,
+        description="Set while the run has been queued longer than the server's "
+        "queue_wait_warning_s with no worker claiming it: when it entered the queue.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -113,8 +147,9 @@ class RunShared(RunPublic):
 
 
 class RunDetail(RunShared):
+    """A run as its readers see it; no server paths (the run's folder is the server's business)."""
+
     environment: dict[str, Any] | None
-    run_dir: str | None
     traceback: str | None
 
 
@@ -136,9 +171,40 @@ class MetricsOut(BaseModel):
     )
 
 
-class MetricNamesOut(BaseModel):
+class MetricTemplate(BaseModel):
+    over: str = Field(description="What the placeholder stands for: `phase` or `task`.")
+    template: str = Field(description="The name with `{phase}` or `{task}` in it, e.g. `pcm/keep/{phase}`.")
+
+
+class MetricContract(BaseModel):
+    names: list[str] = Field(description="Every fixed metric name the engine can emit.")
+    constants: dict[str, str] = Field(description="pcm_engine.metrics constant -> metric name.")
+    templates: dict[str, MetricTemplate] = Field(
+        description="Families of names, by their pcm_engine.metrics function (`keep` for keep_metric)."
+    )
+
+
+class StatusContract(BaseModel):
+    all: list[str]
+    active: list[str]
+    final: list[str]
+    requeueable: list[str]
+    cancellable: list[str]
+
+
+class SelectorContract(BaseModel):
     names: list[str]
+    default: str = Field(description="The selector of a config that names none.")
+    baseline: str = Field(description="Plain GRPO: the run the compare page's ratios divide by.")
+
+
+class ContractOut(BaseModel):
+    """What the dashboard would otherwise retype: read from the Python definitions."""
+
+    metrics: MetricContract
     phases: list[str]
+    statuses: StatusContract
+    selectors: SelectorContract
 
 
 class ChunksOut(BaseModel):
@@ -150,6 +216,18 @@ class ChunksOut(BaseModel):
 class CompareOut(BaseModel):
     runs: list[RunPublic]
     series: dict[int, dict[str, Points]]
+    wall_clock: dict[int, Points] = Field(
+        description="Per run, [[step, training seconds up to it], ...] at the steps of its series: "
+        "cumulative time/step_s minus time/eval_s over the full series (pcm_engine.analysis)."
+    )
+    costs: dict[int, RunCosts] = Field(
+        description="Per run, what it reached and cost (pcm_engine.analysis.run_costs on the full "
+        "series), with the success level measured on `success`."
+    )
+    ratios: dict[int, dict[str, float]] = Field(
+        description="Per run, its costs over the baseline's (pcm_engine.analysis.cost_ratios)."
+    )
+    baseline_id: int | None = Field(description="The first run with the plain GRPO selector, if any.")
     config_diff: dict[str, dict[int, Any]] = Field(
         description="Only the dotted config keys whose values differ between the runs."
     )
@@ -165,7 +243,7 @@ class ArtifactOut(_Out):
     run_id: int
     kind: str
     step: int
-    path: str
+    name: str = Field(description="The folder inside the run, e.g. `checkpoints/step_000025` or `policy`.")
     size_bytes: int
     sha256: str
     created_at: UtcDatetime
@@ -222,7 +300,7 @@ class Me(UserPublic):
 
 
 class LoginOut(BaseModel):
-    token: str = Field(description="A bearer token; shown only now.")
+    token: str = Field(description="A bearer token; shown only now. It expires (PCM_TOKEN_TTL_HOURS).")
     user: UserPublic
 
 
@@ -241,6 +319,19 @@ class TokenPublic(_Out):
 
 class TokenCreated(TokenPublic):
     token: str = Field(description="The secret; shown only now, store it.")
+
+
+class TicketCreate(_In):
+    purpose: Literal["events", "download"] = Field(
+        description="events: one GET /api/runs/{run_id}/events; download: one GET "
+        "/api/artifacts/{id}/download of an artifact of this run."
+    )
+    run_id: int = Field(ge=1, le=INT64_MAX)
+
+
+class TicketOut(BaseModel):
+    ticket: str = Field(description="Pass as `?ticket=`; works once, for this purpose and run only.")
+    expires_at: UtcDatetime
 
 
 class LabCreate(_In):

@@ -2,8 +2,9 @@
 
 Each event goes out as `id: <RunEvent.id>`, `event: <kind>`, `data: <json>`, in id order, so a
 client reconnecting with `Last-Event-ID` gets exactly what it missed. Between reads the stream
-waits for a wake-up (backend.wakeup). It ends, after flushing, once the run is final and nothing
-newer is left — never before the first read, so a finished run still replays its history.
+waits for a wake-up (backend.store.wakeup). It ends, after flushing, once the run is final and nothing
+newer is left — never before the first read, so a finished run still replays its history — or
+as soon as the grant it was opened on (a token, a share link) is revoked or expires.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import anyio
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from backend import wakeup
-from backend.db import get_sessionmaker
-from backend.models import FINAL_STATUSES, Run, RunEvent, as_utc
-from backend.settings import Settings
+from backend.store import wakeup
+from backend.store.db import get_sessionmaker
+from backend.store.models import FINAL_STATUSES, Run, RunEvent, as_utc
+from backend.store.settings import Settings
 
 KEEPALIVE_S = 15.0
 BATCH = 500  # events per database read
@@ -59,6 +60,7 @@ async def run_events(
     run_id: int,
     after_id: int,
     is_disconnected: Callable[[], Awaitable[bool]],
+    still_granted: Callable[[], bool],
 ) -> AsyncIterator[str]:
     url = settings.resolved_database_url
     clock = anyio.current_time
@@ -67,6 +69,8 @@ async def run_events(
     listener = wakeup.Listener(settings, run_id)
     try:
         while not await is_disconnected():
+            if not await anyio.to_thread.run_sync(still_granted):
+                return
             run_status, events = await anyio.to_thread.run_sync(_read, url, run_id, after_id)
             for event in events:
                 yield format_event(event)
@@ -85,10 +89,14 @@ async def run_events(
 
 
 def event_stream_response(
-    settings: Settings, run_id: int, after_id: int, is_disconnected: Callable[[], Awaitable[bool]]
+    settings: Settings,
+    run_id: int,
+    after_id: int,
+    is_disconnected: Callable[[], Awaitable[bool]],
+    still_granted: Callable[[], bool],
 ) -> StreamingResponse:
     return StreamingResponse(
-        run_events(settings, run_id, after_id, is_disconnected),
+        run_events(settings, run_id, after_id, is_disconnected, still_granted),
         media_type="text/event-stream",
         headers=HEADERS,
     )

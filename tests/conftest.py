@@ -34,7 +34,7 @@ def create_postgres_database() -> tuple[str, str]:
 def drop_postgres_database(name: str) -> None:
     from sqlalchemy import create_engine, text
 
-    from backend.db import get_engine
+    from backend.store.db import get_engine
 
     get_engine.cache_clear()  # WITH (FORCE) below closes whatever connections were left
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")

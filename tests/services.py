@@ -99,7 +99,7 @@ class ServiceStack:
     @property
     def settings(self):
         """The same Settings the processes read (for direct database access and sending tasks)."""
-        from backend.settings import Settings
+        from backend.store.settings import Settings
 
         fields = {k.removeprefix("PCM_").lower(): v for k, v in self.env.items() if k.startswith("PCM_")}
         return Settings(_env_file=None, **fields)
@@ -109,7 +109,7 @@ class ServiceStack:
 
     def session(self):
         """A committing database session on the stack's database (a context manager)."""
-        from backend.db import session_scope
+        from backend.store.db import session_scope
 
         return session_scope(self.settings.resolved_database_url)
 
@@ -127,7 +127,7 @@ class ServiceStack:
         log = open(self.logs_dir / f"{name}.log", "ab")
         self._logs[name] = log
         process = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", *pcm_args],
+            [sys.executable, "-m", "pcm_lab.cli", *pcm_args],
             cwd=self.root,
             env=self._environ(),
             stdout=log,
@@ -223,7 +223,7 @@ class ServiceStack:
         from sqlalchemy import select
         from sqlalchemy.exc import OperationalError, ProgrammingError
 
-        from backend.models import WorkerRecord
+        from backend.store.models import WorkerRecord
 
         try:
             with self.session() as session:

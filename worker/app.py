@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from celery import signals
 
-from backend.db import migrate
-from backend.settings import get_settings
+from backend.store.db import migrate
+from backend.store.redact import masked, redact
+from backend.store.settings import get_settings
 from worker.celery_app import make_celery
 from worker.heartbeat import ensure_heartbeat, stop_heartbeat
 from worker.runner import SHUTDOWN
@@ -22,7 +23,15 @@ app.conf.worker_pool = "solo"
 
 @signals.worker_init.connect
 def _migrate(**_kwargs) -> None:
-    migrate(get_settings().resolved_database_url)
+    """A worker without its database must not start: it would take tasks it cannot claim, and
+    their runs would wait in `queued` forever. Celery logs and ignores an exception from a signal
+    handler, so the reason leaves as SystemExit (non-zero exit, reason on stderr)."""
+    url = get_settings().resolved_database_url
+    try:
+        migrate(url)
+    except Exception as exc:
+        reason = redact(f"{exc.__class__.__name__}: {exc}", url).splitlines()[0]
+        raise SystemExit(f"pcm worker: cannot use the database {masked(url)}: {reason}") from exc
 
 
 @signals.worker_ready.connect

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.models import Artifact, utcnow
+from backend.store.models import Artifact, utcnow
 from worker.upsert import upsert
 
 CHUNK = 1 << 20

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from backend import wakeup
-from backend.db import session_scope
-from backend.lifecycle import record_event
-from backend.models import ChunkMask, Metric, Run
-from backend.settings import Settings
+from backend.store import wakeup
+from backend.store.db import session_scope
+from backend.store.lifecycle import record_event
+from backend.store.models import ChunkMask, Metric, Run
+from backend.store.settings import Settings
 from pcm_engine import metrics as M
 from pcm_engine.metrics import ChunkRecord
 from worker.upsert import upsert

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete
 
-from backend import lifecycle
-from backend.db import session_scope
-from backend.models import WorkerRecord, utcnow
-from backend.settings import Settings
+from backend.store import lifecycle
+from backend.store.db import session_scope
+from backend.store.models import WorkerRecord, utcnow
+from backend.store.settings import Settings
 from worker.upsert import upsert
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from backend import lifecycle, wakeup
-from backend.db import session_scope
-from backend.models import Run
-from backend.settings import Settings, get_settings
-from worker.celery_app import send_train_run
+from backend.store import lifecycle, wakeup
+from backend.store.broker import send_train_run
+from backend.store.db import session_scope
+from backend.store.models import Run
+from backend.store.settings import Settings, get_settings
 from worker.heartbeat import Attachment, ensure_heartbeat
 
 log = logging.getLogger(__name__)

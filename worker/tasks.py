@@ -7,7 +7,7 @@ import socket
 
 from celery import shared_task
 
-from worker.celery_app import TRAIN_RUN_TASK
+from backend.store.broker import TRAIN_RUN_TASK
 from worker.runner import execute_run
 
 

@@ -6,6 +6,7 @@ from backend.api.routes import (
     artifacts,
     auth,
     compare,
+    contract,
     events,
     health,
     labs,
@@ -13,9 +14,25 @@ from backend.api.routes import (
     presets,
     runs,
     share,
+    tickets,
     workers,
 )
 
 api_router = APIRouter(prefix="/api")
-for module in (health, presets, auth, labs, runs, metrics, events, compare, artifacts, workers, share):
+routes = (
+    health,
+    presets,
+    contract,
+    auth,
+    tickets,
+    labs,
+    runs,
+    metrics,
+    events,
+    compare,
+    artifacts,
+    workers,
+    share,
+)
+for module in routes:
     api_router.include_router(module.router)

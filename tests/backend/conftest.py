@@ -14,13 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from backend.app import create_app
-from backend.db import session_scope
-from backend.settings import Settings
+from backend.store.db import session_scope
+from backend.store.settings import Settings
 
 ADMIN_PASSWORD = "admin-password"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# PostgreSQL is the slow half (a database created and migrated per test): `-m "not slow"` skips it
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def database_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_url")
 

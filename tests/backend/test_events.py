@@ -8,8 +8,8 @@ import time
 
 from sqlalchemy import func, select
 
-from backend import lifecycle
-from backend.models import RunEvent
+from backend.store import lifecycle
+from backend.store.models import RunEvent
 from tests.backend.conftest import Api, launch
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from backend import lifecycle
-from backend.models import Metric, Run, RunEvent, ShareLink
+from backend.store import lifecycle
+from backend.store.models import Metric, Run, RunEvent, ShareLink
 from pcm_engine.config import RunConfig
 from pcm_engine.metrics import ROLLOUT_SUCCESS
 from tests.backend.conftest import Api, launch

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from backend.models import ApiToken, ShareLink
+from backend.store.models import ApiToken, ChunkMask, Metric, ShareLink
+from pcm_engine.metrics import ROLLOUT_SUCCESS
 from tests.backend.conftest import ADMIN_PASSWORD, Api
 
 
@@ -39,7 +40,12 @@ def login(client: Api, username: str, password: str) -> str:
 
 @pytest.fixture
 def lab(make_client) -> Lab:
-    client = make_client(auth="required")
+    return make_lab(make_client)
+
+
+def make_lab(make_client, **settings) -> Lab:
+    """The two labs on a fresh app with logins required (and these settings)."""
+    client = make_client(auth="required", **settings)
     admin = {"Authorization": f"Bearer {login(client, 'admin', ADMIN_PASSWORD)}"}
     tokens = {}
     for user in ("alice", "bob", "carol"):
@@ -66,7 +72,7 @@ def test_requests_without_a_valid_token_are_401(lab: Lab) -> None:
     assert client.get("/api/runs", headers={"Authorization": "Bearer pcm_not-a-token"}).status_code == 401
     assert client.post("/api/runs", json={"name": "x", "preset": "tabletop_pcm"}).status_code == 401
     assert "WWW-Authenticate" in client.get("/api/auth/me").headers
-    for public in ("/api/health", "/api/presets", "/api/config-schema", "/api/metric-names"):
+    for public in ("/api/health", "/api/presets", "/api/config-schema", "/api/contract"):
         assert client.get(public).status_code == 200, public
     wrong = client.post("/api/auth/login", json={"username": "alice", "password": "nope"})
     assert wrong.status_code == 401
@@ -141,8 +147,12 @@ def test_lab_membership_management(lab: Lab) -> None:
     client, alice, bob = lab.client, lab.as_("alice"), lab.as_("bob")
     assert client.get(f"/api/labs/{lab.lab_a}", headers=bob).status_code == 404
     assert [lab_["name"] for lab_ in client.get("/api/labs", headers=alice).json()] == ["A"]
-    own = client.post("/api/labs", json={"name": "alice-lab"}, headers=alice).json()
-    assert own["role"] == "owner"
+    admin = {"Authorization": f"Bearer {login(client, 'admin', ADMIN_PASSWORD)}"}
+    own = client.post("/api/labs", json={"name": "alice-lab"}, headers=admin).json()
+    assert own["role"] == "owner"  # the admin who created it, who hands it to alice and leaves
+    client.post(f"/api/labs/{own['id']}/members", json={"username": "alice", "role": "owner"}, headers=admin)
+    admin_id = client.get("/api/auth/me", headers=admin).json()["id"]
+    assert client.delete(f"/api/labs/{own['id']}/members/{admin_id}", headers=admin).status_code == 204
     added = client.post(
         f"/api/labs/{own['id']}/members", json={"username": "bob", "role": "viewer"}, headers=alice
     )
@@ -155,7 +165,7 @@ def test_lab_membership_management(lab: Lab) -> None:
     assert (
         client.delete(f"/api/labs/{own['id']}/members/{alice_id}", headers=alice).status_code == 409
     )  # last owner
-    assert client.post("/api/labs", json={"name": "alice-lab"}, headers=bob).status_code == 409
+    assert client.post("/api/labs", json={"name": "alice-lab"}, headers=admin).status_code == 409
 
 
 def test_a_share_link_is_readable_logged_out_until_revoked(lab: Lab) -> None:
@@ -169,9 +179,11 @@ def test_a_share_link_is_readable_logged_out_until_revoked(lab: Lab) -> None:
     client.post(f"/api/runs/{run['id']}/cancel", headers=lab.as_("alice"))  # final, so the stream ends
 
     assert client.get(f"/api/share/{token}").json()["id"] == run["id"]
-    assert client.get(f"/api/share/{token}/metrics").json()["series"] == {}
-    assert client.get(f"/api/share/{token}/chunks").json()["records"] == []
-    events = client.get(f"/api/share/{token}/events")
+    guest = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"/api/runs/{run['id']}/metrics", headers=guest).json()["series"] == {}
+    assert client.get(f"/api/runs/{run['id']}/chunks", headers=guest).json()["records"] == []
+    ticket = client.post("/api/tickets", json={"purpose": "events", "run_id": run["id"]}, headers=guest)
+    events = client.get(f"/api/runs/{run['id']}/events", params={"ticket": ticket.json()["ticket"]})
     assert events.status_code == 200 and "event: status" in events.text
     with client.db() as session:
         assert token not in session.scalar(select(ShareLink.token_hash))
@@ -181,12 +193,61 @@ def test_a_share_link_is_readable_logged_out_until_revoked(lab: Lab) -> None:
         client.delete(f"/api/runs/{run['id']}/share/{link_id}", headers=lab.as_("alice")).status_code == 204
     )
     assert client.get(f"/api/share/{token}").status_code == 404
-    assert client.get("/api/share/not-a-token/metrics").status_code == 404
+    assert client.get(f"/api/runs/{run['id']}/metrics", headers=guest).status_code == 404
+    assert client.get("/api/share/not-a-token").status_code == 404
+    not_a_share = {"Authorization": "Bearer pcms_not-a-token"}
+    assert client.get(f"/api/runs/{run['id']}/metrics", headers=not_a_share).status_code == 404
 
 
-def test_the_event_stream_takes_the_token_as_a_query_parameter(lab: Lab) -> None:
+def test_a_share_token_reads_what_a_member_reads_and_nothing_else(lab: Lab) -> None:
+    client, alice = lab.client, lab.as_("alice")
+    shared, other = lab.launch("alice", visibility="private"), lab.launch("alice", visibility="lab")
+    with client.db() as session:
+        for run_id, value in ((shared["id"], 0.25), (other["id"], 0.75)):
+            session.add_all(
+                Metric(run_id=run_id, name=ROLLOUT_SUCCESS, step=s, value=value, wall_time=float(s))
+                for s in range(3)
+            )
+            chunk = dict(step=2, trajectory=0, chunk=0, phase="grasp", kept=True, success=True, group=0)
+            session.add(ChunkMask(run_id=run_id, **chunk))
+    for run in (shared, other):
+        client.post(f"/api/runs/{run['id']}/cancel", headers=alice)  # final, so the streams end
+    token = client.post(f"/api/runs/{shared['id']}/share", headers=alice).json()["token"]
+    guest = {"Authorization": f"Bearer {token}"}
+
+    reads = ("metrics", "metric-names", "chunks", "events")
+    for read in reads:
+        url = f"/api/runs/{shared['id']}/{read}"
+        as_member, as_guest = client.get(url, headers=alice), client.get(url, headers=guest)
+        assert as_member.status_code == as_guest.status_code == 200, read
+        assert as_guest.content == as_member.content, read
+    assert client.get(f"/api/runs/{shared['id']}/metrics", headers=guest).json()["series"] == {
+        ROLLOUT_SUCCESS: [[0, 0.25], [1, 0.25], [2, 0.25]]
+    }
+
+    for read in reads:  # another run, even one in the same lab: as if it did not exist
+        assert client.get(f"/api/runs/{other['id']}/{read}", headers=guest).status_code == 404, read
+    ticket = client.post("/api/tickets", json={"purpose": "events", "run_id": other["id"]}, headers=guest)
+    assert ticket.status_code == 404
+    for member_only in (  # a share token is no login: everything else needs a user
+        f"/api/runs/{shared['id']}",
+        f"/api/runs/{shared['id']}/artifacts",
+        f"/api/runs/{shared['id']}/share",
+        "/api/runs",
+        f"/api/compare?ids={shared['id']}",
+        "/api/auth/me",
+    ):
+        assert client.get(member_only, headers=guest).status_code == 401, member_only
+    assert client.post(f"/api/runs/{shared['id']}/cancel", headers=guest).status_code == 401
+
+
+def test_the_event_stream_takes_a_ticket_never_a_token_in_the_url(lab: Lab) -> None:
     run = lab.launch("alice")
     lab.client.post(f"/api/runs/{run['id']}/cancel", headers=lab.as_("alice"))
     url = f"/api/runs/{run['id']}/events"
     assert lab.client.get(url).status_code == 401
-    assert lab.client.get(url, params={"access_token": lab.tokens["alice"]}).status_code == 200
+    assert lab.client.get(url, params={"access_token": lab.tokens["alice"]}).status_code == 401
+    ticket = lab.client.post(
+        "/api/tickets", json={"purpose": "events", "run_id": run["id"]}, headers=lab.as_("alice")
+    ).json()["ticket"]
+    assert lab.client.get(url, params={"ticket": ticket}).status_code == 200

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from backend.models import ChunkMask, Metric
-from backend.series import downsample
+from backend.store.models import ChunkMask, Metric
+from backend.store.series import downsample
 from pcm_engine.metrics import PCM_KEPT_FRACTION, ROLLOUT_SUCCESS, TRAIN_POLICY_LOSS
 from tests.backend.conftest import Api, launch
 

@@ -1,5 +1,5 @@
-"""Health, the static contracts (presets, schema, metric names), pages, workers, artifacts and the
-stale-run sweep."""
+"""Health, the static contracts (presets, schema; the dashboard's is test_contract.py), pages,
+workers, artifacts and the stale-run sweep."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ import re
 import zipfile
 from datetime import timedelta
 
-from backend import lifecycle
-from backend.models import Artifact, Run, WorkerRecord, utcnow
-from backend.stale import sweep
+from backend.store import lifecycle
+from backend.store.models import Artifact, Run, WorkerRecord, utcnow
+from backend.store.stale import sweep
 from pcm_engine.config import RunConfig
-from pcm_engine.metrics import all_metric_names
-from pcm_engine.phases import PHASES
 from tests.backend.conftest import Api, launch
 
 
@@ -23,11 +21,10 @@ def test_health_reports_the_profile(client: Api) -> None:
     assert body["database"] in ("sqlite", "postgresql") and body["version"]
 
 
-def test_presets_schema_and_metric_names(client: Api) -> None:
+def test_presets_and_schema(client: Api) -> None:
     presets = {p["name"]: p["config"] for p in client.get("/api/presets").json()}
     assert presets["tabletop_pcm"] == RunConfig.load("configs/tabletop_pcm.yaml").to_dict()
     assert client.get("/api/config-schema").json() == RunConfig.model_json_schema()
-    assert client.get("/api/metric-names").json() == {"names": all_metric_names(), "phases": list(PHASES)}
 
 
 def test_pages_and_plotly_are_served(client: Api) -> None:

@@ -1,5 +1,6 @@
 """The dashboard's pure JS helpers, run in the real browser without a server: Playwright answers
-the page's requests from frontend/ on disk (and plotly.js from the plotly wheel)."""
+the page's requests from frontend/ on disk (plotly.js from the plotly wheel, /api/contract from the
+function the API serves it with)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from backend.api.routes.contract import contract_body, metric_templates
 from backend.pages import FRONTEND_DIR, plotly_js
+from pcm_engine import metrics as M
+from pcm_engine.phases import PHASES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ORIGIN = "http://dashboard.test"
 PAGE = (
@@ -26,6 +30,8 @@ def page(open_context):
         path = route.request.url.removeprefix(ORIGIN)
         if path == "/":
             return route.fulfill(body=PAGE, content_type="text/html")
+        if path == "/api/contract":
+            return route.fulfill(body=contract_body()[0], content_type="application/json")
         file = plotly_js() if path == "/static/vendor/plotly.min.js" else FRONTEND_DIR / path.lstrip("/")
         if file is None or not Path(file).is_file():
             return route.fulfill(status=404, body="")
@@ -119,7 +125,7 @@ def test_chunk_map_colours_phases_and_marks_kept_chunks(page):
       const swatches = data.filter((t) => t.x.length === 1 && t.x[0] === null);
       const legend = swatches.map((t) => [t.name, t.marker.color]);
       return { z: data[0].z, kept: [data[1].x, data[1].y], okRows: ok.y, stats: stats.counts, legend,
-               grip: phaseColor('active_grip') };
+               grip: phaseColor(0) };
     }"""
     )
     # z = 2 * phase index + kept; a trajectory with fewer chunks leaves null cells
@@ -128,3 +134,60 @@ def test_chunk_map_colours_phases_and_marks_kept_chunks(page):
     assert result["okRows"] == [0]
     assert result["stats"]["active_grip"] == {"kept": 1, "total": 1}
     assert ["active grip", result["grip"]] in result["legend"]
+
+
+def emittable_metric_names() -> list[str]:
+    """Every metric name the engine can emit: the fixed ones, and every name template filled in
+    for each phase (per-task templates for two task indices)."""
+    values = {"phase": PHASES, "task": (0, 1)}
+    filled = [
+        spec.template.replace("{" + spec.over + "}", str(value))
+        for spec in metric_templates().values()
+        for value in values[spec.over]
+    ]
+    return list(dict.fromkeys(M.all_metric_names() + filled))
+
+
+def test_the_run_page_can_draw_every_metric_the_engine_emits(page):
+    """What "can draw" means: built as the run page builds them, over a store holding two steps of every name
+    the engine can emit, some chart draws a trace with points for each name — one of the named
+    charts, or the "every other metric" chart once the name is picked in its list."""
+    names = emittable_metric_names()
+    drawn = page.evaluate(
+        """async (names) => {
+      const { loadContract } = await import('/static/js/contract.js');
+      const { runCharts } = await import('/static/js/runcharts.js');
+      const { SeriesStore } = await import('/static/js/charts.js');
+      const M = await loadContract();
+      const store = new SeriesStore();
+      for (const step of [1, 2]) store.addRow(step, Object.fromEntries(names.map((n) => [n, 0.5])));
+      const charts = [];
+      for (const def of runCharts(M)) {
+        const node = Object.assign(document.createElement('div'), { id: def.id });
+        document.body.append(node);
+        charts.push(def.make(node, [...charts]));
+      }
+      const drawn = {};
+      const collect = (chart) => {
+        for (const trace of chart.node.data.filter((t) => (t.x || []).length)) {
+          for (const name of trace.meta || []) (drawn[name] ??= new Set()).add(chart.node.id);
+        }
+      };
+      for (const chart of charts) {
+        chart.render(store);
+        collect(chart);
+      }
+      const other = charts[charts.length - 1];
+      for (const option of [...other.picker.options]) {
+        other.picker.value = option.value;
+        other.picker.dispatchEvent(new Event('change'));
+        collect(other);
+      }
+      return Object.fromEntries(Object.entries(drawn).map(([name, ids]) => [name, [...ids]]));
+    }""",
+        names,
+    )
+    assert not [name for name in names if name not in drawn], "metrics no chart can draw"
+    # the "every other metric" list offers only what no named chart draws
+    assert not [name for name, charts in drawn.items() if len(charts) > 1 and "chart-other" in charts]
+    assert any(charts == ["chart-other"] for charts in drawn.values())

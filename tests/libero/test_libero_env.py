@@ -34,6 +34,7 @@ def _missing() -> str | None:
 MISSING = _missing()
 pytestmark = [
     pytest.mark.libero,
+    pytest.mark.slow,
     pytest.mark.skipif(MISSING is not None, reason=f"LIBERO is not installed: {MISSING}"),
 ]
 

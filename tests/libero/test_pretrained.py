@@ -8,7 +8,7 @@ from peft import PeftModel
 
 from pcm_engine.config import PolicyConfig, RunConfig
 from pcm_engine.policies import VLAPolicy
-from pcm_engine.trainer import build_policy
+from pcm_engine.policies.factory import build_policy
 
 TINY_POLICY = {
     "hidden_size": 32,

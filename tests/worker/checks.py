@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from backend.models import Artifact, ChunkMask, Metric, RunEvent
+from backend.store.models import Artifact, ChunkMask, Metric, RunEvent
 from pcm_engine import metrics as M
 from tests.services import ServiceStack, read_events
 from worker.artifacts import folder_digest
@@ -102,7 +102,7 @@ def assert_trained(stack: ServiceStack, run: dict, events: list[dict], steps: in
 
     with stack.client() as client:
         detail = client.get(f"/api/runs/{run_id}").json()
-    assert Path(detail["run_dir"]).is_dir()
+    assert (stack.data_dir / "runs" / str(run_id)).is_dir() and "run_dir" not in detail  # no server paths
     assert detail["environment"]["packages"]["torch"] and detail["environment"]["python"]
     assert detail["environment"]["device"] == "cpu"
     assert detail["summary"][M.EVAL_SUCCESS] == stored[(steps, M.EVAL_SUCCESS)]

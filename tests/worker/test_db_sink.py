@@ -8,15 +8,15 @@ import math
 import pytest
 from sqlalchemy import select
 
-from backend.db import migrate, session_scope
-from backend.models import ChunkMask, Metric, Run, RunEvent, User
-from backend.settings import Settings
+from backend.store.db import migrate, session_scope
+from backend.store.models import ChunkMask, Metric, Run, RunEvent, User
+from backend.store.settings import Settings
 from pcm_engine import metrics as M
 from pcm_engine.metrics import ChunkRecord
 from worker.db_sink import MEAN_UPDATE_S, DatabaseSink
 
 
-@pytest.fixture(params=["sqlite_url", "postgres_url"])
+@pytest.fixture(params=["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.slow)])
 def database(request, tmp_path) -> tuple[Settings, int]:
     """Settings on a migrated database holding one queued run; returns (settings, run id)."""
     url = request.getfixturevalue(request.param)

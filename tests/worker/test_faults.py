@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from backend import lifecycle
-from backend.models import Artifact, Run, utcnow
+from backend.store import lifecycle
+from backend.store.broker import send_train_run
+from backend.store.models import Artifact, Run, utcnow
 from tests.services import ServiceStack, wait_for
 from tests.worker.checks import artifacts, assert_one_row_per_step_and_name, events_in_db, metric_rows
-from worker.celery_app import send_train_run
 
 pytestmark = pytest.mark.slow
 

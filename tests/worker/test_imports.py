@@ -8,9 +8,20 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a fresh Python process per module
+
 
 @pytest.mark.parametrize(
-    "module", ["worker.celery_app", "worker.tasks", "worker.app", "backend.cli", "backend.app"]
+    "module",
+    [
+        "worker.celery_app",
+        "worker.tasks",
+        "worker.app",
+        "pcm_lab.cli",
+        "backend.app",
+        "backend.store.broker",
+        "backend.store.launch",
+    ],
 )
 def test_importing_the_service_side_never_loads_torch(module):
     code = f"import sys, {module}; sys.exit('torch' in sys.modules)"

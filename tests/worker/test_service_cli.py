@@ -7,20 +7,23 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import select
 
-from backend.auth import verify_password
-from backend.db import session_scope
-from backend.models import Lab, Membership, User
-from backend.settings import Settings
+from backend.store.credentials import verify_password
+from backend.store.db import session_scope
+from backend.store.models import Lab, Membership, User
+from backend.store.settings import Settings
 from tests.services import free_port
+
+pytestmark = pytest.mark.slow  # each test starts `pcm` processes
 
 
 def pcm(*args: str, data_dir, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PCM_")}
     environ.update(OMP_NUM_THREADS="1", PCM_DATA_DIR=str(data_dir), **env)
     return subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args], env=environ, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "pcm_lab.cli", *args], env=environ, capture_output=True, text=True, timeout=60
     )
 
 

@@ -1,19 +1,24 @@
-"""Several runs side by side: their summaries, series and the config keys that differ."""
+"""Several runs side by side: their series, what each reached and cost (computed here, by
+`pcm_engine.analysis` on the full series, never by the page on the downsampled one), the ratios of
+those costs to plain GRPO, and the config keys that differ."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from backend import series
 from backend.access import get_visible_run
 from backend.deps import CurrentUser, SessionDep, SettingsDep
 from backend.errors import FieldErrors, FieldProblem
 from backend.schemas import INT64_MAX, CompareOut, RunPublic
+from backend.store import series
+from pcm_engine import analysis
+from pcm_engine import metrics as M
 
 router = APIRouter(tags=["compare"])
 MAX_RUNS = 20
+SuccessMetric = Literal[M.EVAL_SUCCESS, M.ROLLOUT_SUCCESS]
 
 
 def parse_ids(ids: str) -> list[int]:
@@ -56,6 +61,12 @@ def config_diff(configs: dict[int, dict[str, Any]]) -> dict[str, dict[int, Any]]
     return diff
 
 
+def wall_clock_at(seconds: dict[int, float], run_series: dict[str, series.Points]) -> series.Points:
+    """Training seconds at every step that `run_series` draws and that has them."""
+    steps = sorted({step for points in run_series.values() for step, _ in points} & seconds.keys())
+    return [(step, seconds[step]) for step in steps]
+
+
 @router.get("/compare", response_model=CompareOut)
 def compare(
     session: SessionDep,
@@ -64,12 +75,32 @@ def compare(
     ids: Annotated[str, Query(description="Run ids separated by commas.", examples=["1,2"])],
     names: Annotated[str | None, Query(description="Metric names separated by commas; default: all.")] = None,
     max_points: Annotated[int | None, Query(ge=2, le=100_000)] = None,
+    success: Annotated[
+        SuccessMetric, Query(description="The success metric that `level` is measured on.")
+    ] = M.EVAL_SUCCESS,
+    level: Annotated[
+        float, Query(ge=0, le=1, description="The success level `costs` give the time to.")
+    ] = 0.5,
 ) -> CompareOut:
     runs = [get_visible_run(session, user, run_id) for run_id in parse_ids(ids)]
     wanted = series.split_names(names)
     limit = max_points or settings.max_series_points
+    drawn = {run.id: series.read_metrics(session, run.id, wanted, None, limit).series for run in runs}
+    rows = {run.id: series.read_rows(session, run.id, (*analysis.COST_METRICS, success)) for run in runs}
+    costs = {run_id: analysis.run_costs(run_rows, success, level) for run_id, run_rows in rows.items()}
+    baseline = next((run.id for run in runs if run.selector == analysis.BASELINE_SELECTOR), None)
     return CompareOut(
         runs=[RunPublic.model_validate(run) for run in runs],
-        series={run.id: series.read_metrics(session, run.id, wanted, None, limit).series for run in runs},
+        series=drawn,
+        wall_clock={
+            run_id: wall_clock_at(analysis.training_seconds(run_rows), drawn[run_id])
+            for run_id, run_rows in rows.items()
+        },
+        costs=costs,
+        ratios={
+            run_id: analysis.cost_ratios(run_costs, costs[baseline]) if baseline is not None else {}
+            for run_id, run_costs in costs.items()
+        },
+        baseline_id=baseline,
         config_diff=config_diff({run.id: run.config for run in runs}),
     )

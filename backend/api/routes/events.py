@@ -1,16 +1,19 @@
-"""The live stream of a run (Server-Sent Events)."""
+"""The live stream of a run (Server-Sent Events), for its members and for share links."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from backend.access import get_visible_run
-from backend.deps import CurrentUser, RunId, SessionDep, SettingsDep
+from backend.deps import SessionDep, SettingsDep, StreamedRun
 from backend.schemas import INT64_MAX
 from backend.sse import event_stream_response
+from backend.store import credentials
+from backend.store.db import get_sessionmaker
+from backend.store.settings import Settings
 
 router = APIRouter(tags=["events"])
 
@@ -22,7 +25,9 @@ LastEventIdQuery = Annotated[int | None, Query(ge=0, le=INT64_MAX, description="
 STREAM_DESCRIPTION = (
     "`text/event-stream` of the run's events in id order (`event:` metrics | status | chunks). "
     "Resumable with `Last-Event-ID`; ends once the run is final and every event was sent. "
-    "EventSource cannot send headers: pass the token as `?access_token=`."
+    "EventSource cannot send headers: pass a ticket (POST /api/tickets, purpose `events`) as "
+    "`?ticket=`; never a token. The stream ends once the token or share link it was opened with "
+    "(directly or through its ticket) is revoked or expires."
 )
 STREAM_RESPONSES = {200: {"content": {"text/event-stream": {}}, "description": "The event stream."}}
 
@@ -38,6 +43,16 @@ def resume_after(header: str | None, query: int | None) -> int:
     return max(query or 0, from_header)
 
 
+def grant_checker(settings: Settings, grant: credentials.Grant) -> Callable[[], bool]:
+    """What the stream asks on each wake-up: does the grant it was opened on still hold?"""
+
+    def still_granted() -> bool:
+        with get_sessionmaker(settings.resolved_database_url)() as session:
+            return credentials.grant_is_live(session, grant, settings.token_ttl)
+
+    return still_granted
+
+
 @router.get(
     "/runs/{run_id}/events",
     response_class=StreamingResponse,
@@ -45,15 +60,16 @@ def resume_after(header: str | None, query: int | None) -> int:
     description=STREAM_DESCRIPTION,
 )
 def run_events(
-    run_id: RunId,
+    streamed: StreamedRun,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    user: CurrentUser,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdQuery = None,
 ) -> StreamingResponse:
-    run = get_visible_run(session, user, run_id)
+    run, grant = streamed
     session.close()  # the stream reads with its own short sessions; hold no connection meanwhile
     after = resume_after(last_event_id_header, last_event_id)
-    return event_stream_response(settings, run.id, after, request.is_disconnected)
+    return event_stream_response(
+        settings, run.id, after, request.is_disconnected, grant_checker(settings, grant)
+    )

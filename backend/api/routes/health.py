@@ -8,9 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 import pcm_engine
-from backend.db import get_engine
 from backend.deps import SettingsDep
 from backend.schemas import HealthOut
+from backend.store.db import get_engine
 
 router = APIRouter(tags=["health"])
 

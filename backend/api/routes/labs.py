@@ -1,15 +1,16 @@
-"""Labs and their members. The creator of a lab is its owner; owners manage members."""
+"""Labs and their members. Admins create labs (the creator is its first owner); owners manage
+members. Who may do what: docs/architecture.md."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from backend.access import lab_role, not_found
 from backend.deps import CurrentUser, LabId, SessionDep, UserId
-from backend.models import Lab, Membership, User
 from backend.schemas import LabCreate, LabDetail, LabPublic, MemberAdd, MemberOut
+from backend.store.models import Lab, Membership, Run, ShareLink, User, utcnow
 
 router = APIRouter(prefix="/labs", tags=["labs"])
 
@@ -57,6 +58,12 @@ def list_labs(session: SessionDep, user: CurrentUser) -> list[LabPublic]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=LabDetail)
 def create_lab(body: LabCreate, session: SessionDep, user: CurrentUser) -> LabDetail:
+    """Admins only: a lab's owner can launch runs into it, so a lab of one's own would lift a
+    viewer's (or anyone's) limits elsewhere."""
+    if not user.is_admin:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "only an admin creates labs: ask an admin for one, or to be added"
+        )
     if session.scalar(select(Lab.id).where(Lab.name == body.name)) is not None:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"a lab named '{body.name}' already exists: pick another name"
@@ -77,14 +84,13 @@ def get_lab(lab_id: LabId, session: SessionDep, user: CurrentUser) -> LabDetail:
 
 @router.post("/{lab_id}/members", response_model=LabDetail)
 def add_member(lab_id: LabId, body: MemberAdd, session: SessionDep, user: CurrentUser) -> LabDetail:
-    """Add a user to the lab, or change their role."""
+    """Add a user to the lab, or change their role. An unknown username is answered like a known
+    one (the lab as it is), so the reply does not tell which usernames exist."""
     lab, role = _visible_lab(session, user, lab_id)
     _require_owner(lab, role, user)
     member = session.scalar(select(User).where(User.username == body.username))
     if member is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no user named '{body.username}' (an admin creates users)"
-        )
+        return _detail(session, lab, role)
     membership = session.get(Membership, (member.id, lab.id))
     if membership is None:
         session.add(Membership(user_id=member.id, lab_id=lab.id, role=body.role))
@@ -108,8 +114,24 @@ def remove_member(lab_id: LabId, user_id: UserId, session: SessionDep, user: Cur
     if membership.role == "owner":
         _keep_an_owner(session, lab)
     session.delete(membership)
+    _revoke_share_links(session, user_id, lab.id)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _revoke_share_links(session: Session, user_id: int, lab_id: int) -> None:
+    """A member who leaves (or is removed) takes their share links to the lab's runs with them:
+    a link stays the act of someone who may still share the run."""
+    session.execute(
+        update(ShareLink)
+        .where(
+            ShareLink.created_by == user_id,
+            ShareLink.revoked_at.is_(None),
+            ShareLink.run_id.in_(select(Run.id).where(Run.lab_id == lab_id)),
+        )
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _keep_an_owner(session: Session, lab: Lab) -> None:

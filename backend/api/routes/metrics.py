@@ -1,4 +1,5 @@
-"""A run's metric series and chunk records (the charts and the heat map)."""
+"""A run's metric series and chunk records (the charts and the heat map), for its members and
+for anyone with a share link to it (`ReadableRun`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from backend import series
-from backend.access import get_visible_run
-from backend.deps import CurrentUser, RunId, SessionDep, SettingsDep
+from backend.deps import ReadableRun, SessionDep, SettingsDep
 from backend.schemas import INT32_MAX, ChunksOut, MetricsOut
+from backend.store import series
+from backend.store.series import ChunkSteps, MetricSeries
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
 
@@ -31,26 +32,24 @@ StepQuery = Annotated[
 
 @router.get("/metrics", response_model=MetricsOut)
 def run_metrics(
-    run_id: RunId,
+    run: ReadableRun,
     session: SessionDep,
     settings: SettingsDep,
-    user: CurrentUser,
     names: NamesQuery = None,
     since_step: SinceQuery = None,
     max_points: MaxPointsQuery = None,
-) -> MetricsOut:
-    run = get_visible_run(session, user, run_id)
+) -> MetricSeries:
     return series.read_metrics(
         session, run.id, series.split_names(names), since_step, max_points or settings.max_series_points
     )
 
 
 @router.get("/metric-names", response_model=list[str])
-def run_metric_names(run_id: RunId, session: SessionDep, user: CurrentUser) -> list[str]:
+def run_metric_names(run: ReadableRun, session: SessionDep) -> list[str]:
     """The names this run has logged so far."""
-    return series.metric_names(session, get_visible_run(session, user, run_id).id)
+    return series.metric_names(session, run.id)
 
 
 @router.get("/chunks", response_model=ChunksOut)
-def run_chunks(run_id: RunId, session: SessionDep, user: CurrentUser, step: StepQuery = None) -> ChunksOut:
-    return series.read_chunks(session, get_visible_run(session, user, run_id).id, step)
+def run_chunks(run: ReadableRun, session: SessionDep, step: StepQuery = None) -> ChunkSteps:
+    return series.read_chunks(session, run.id, step)

@@ -1,4 +1,4 @@
-"""The config schema, the presets and the metric names: public, static contracts."""
+"""The config schema and the presets: public, static contracts (the rest is /api/contract)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from backend.launch import load_preset, preset_names
-from backend.schemas import MetricNamesOut, PresetOut
+from backend.schemas import PresetOut
+from backend.store.launch import load_preset, preset_names
 from pcm_engine.config import RunConfig
-from pcm_engine.metrics import all_metric_names
-from pcm_engine.phases import PHASES
 
 router = APIRouter(tags=["config"])
 
@@ -28,9 +26,3 @@ def presets() -> list[PresetOut]:
 def config_schema() -> dict[str, Any]:
     """RunConfig's JSON schema: the launch form renders from it."""
     return RunConfig.model_json_schema()
-
-
-@router.get("/metric-names", response_model=MetricNamesOut)
-def metric_names() -> MetricNamesOut:
-    """Every fixed metric name the engine can emit, and the phases (for `pcm/score/<phase>` etc.)."""
-    return MetricNamesOut(names=all_metric_names(), phases=list(PHASES))

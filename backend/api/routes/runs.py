@@ -11,12 +11,20 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import joinedload
 
-from backend import launch, lifecycle
-from backend.access import get_visible_run, launch_lab, require_change, require_delete, visible_runs
+from backend.access import (
+    get_visible_run,
+    launch_lab,
+    require_change,
+    require_delete,
+    require_move,
+    visible_runs,
+)
 from backend.deps import CurrentUser, RunId, SessionDep, SettingsDep
-from backend.models import Run, User
 from backend.schemas import INT32_MAX, RunClone, RunCreate, RunDetail, RunsPublic
-from backend.settings import Settings
+from backend.start_policy import check_carried_start, start_policy_folder
+from backend.store import launch, lifecycle
+from backend.store.models import Run, User
+from backend.store.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -35,14 +43,19 @@ Sort = Literal[tuple(f"{sign}{key}" for key in SORT_KEYS for sign in ("", "-"))]
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunDetail)
 def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Run:
-    """Validate the config, insert a queued run and send its task. A bad config is a 422 whose
-    `fields` name the dotted paths to fix."""
+    """Check the caller may launch there and the request's size, then validate the config and
+    its cost, insert a queued run and send its task. A bad config is a 422 whose `fields` name
+    the dotted paths to fix."""
+    lab = launch_lab(session, user, body.lab_id)
+    launch.check_request_size(body.config, body.overrides, settings)
+    launch.refuse_server_paths(body.config, body.overrides)
     if body.preset is not None:
         base, source = launch.load_preset(body.preset), "preset"
     else:
         base, source = body.config or {}, "config"
-    config = launch.build_config(base, body.overrides, body.name, source=source)
-    lab = launch_lab(session, user, body.lab_id)
+    start = start_policy_folder(session, settings, user, body.start_from) if body.start_from else None
+    config = launch.build_config(base, body.overrides, body.name, source=source, start_policy=start)
+    launch.check_resources(config, body.overrides, source, settings)
     preset = body.preset.removesuffix(".yaml") if body.preset else None
     return launch.new_run(session, settings, user, config, lab=lab, visibility=body.visibility, preset=preset)
 
@@ -50,6 +63,7 @@ def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, user
 @router.get("", response_model=RunsPublic)
 def list_runs(
     session: SessionDep,
+    settings: SettingsDep,
     user: CurrentUser,
     status_: Annotated[
         str | None, Query(alias="status", description="One status, or several separated by commas.")
@@ -79,20 +93,25 @@ def list_runs(
     count = session.scalar(select(func.count()).select_from(Run).where(*filters)) or 0
     column = SORT_KEYS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
-    runs = session.scalars(
-        select(Run)
-        .options(joinedload(Run.owner))
-        .where(*filters)
-        .order_by(order, Run.id.desc())
-        .limit(limit)
-        .offset(offset)
+    runs = list(
+        session.scalars(
+            select(Run)
+            .options(joinedload(Run.owner))
+            .where(*filters)
+            .order_by(order, Run.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
     )
-    return RunsPublic.model_validate({"data": list(runs), "count": count}, from_attributes=True)
+    lifecycle.note_waiting_for_worker(session, runs, settings.queue_wait_warning_s)
+    return RunsPublic.model_validate({"data": runs, "count": count}, from_attributes=True)
 
 
 @router.get("/{run_id}", response_model=RunDetail)
-def get_run(run_id: RunId, session: SessionDep, user: CurrentUser) -> Run:
-    return get_visible_run(session, user, run_id)
+def get_run(run_id: RunId, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Run:
+    run = get_visible_run(session, user, run_id)
+    lifecycle.note_waiting_for_worker(session, [run], settings.queue_wait_warning_s)
+    return run
 
 
 def _final_status_conflict(run: Run, action: str, allowed: str) -> HTTPException:
@@ -115,11 +134,14 @@ def cancel_run(run_id: RunId, session: SessionDep, user: CurrentUser) -> Run:
 
 @router.post("/{run_id}/requeue", response_model=RunDetail)
 def requeue_run(run_id: RunId, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Run:
-    """A stale, failed or cancelled run goes back to the queue and resumes from its newest checkpoint."""
+    """A stale, failed or cancelled run goes back to the queue and resumes from its newest
+    checkpoint; a run queued longer than `queue_wait_warning_s` with no worker claiming it is
+    sent again."""
     run = get_visible_run(session, user, run_id)
     require_change(session, user, run, "requeue")
-    if not lifecycle.requeue(session, run.id):
-        raise _final_status_conflict(run, "requeued", ", ".join(lifecycle.REQUEUEABLE))
+    if not lifecycle.requeue(session, run.id, settings.queue_wait_warning_s):
+        allowed = f"{', '.join(lifecycle.REQUEUEABLE)} (or queued over {settings.queue_wait_warning_s:g} s)"
+        raise _final_status_conflict(run, "requeued", allowed)
     session.commit()
     launch.send(session, settings, run)
     session.refresh(run)
@@ -130,13 +152,23 @@ def requeue_run(run_id: RunId, session: SessionDep, settings: SettingsDep, user:
 def clone_run(
     run_id: RunId, body: RunClone, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> Run:
-    """A new queued run from this run's stored config plus `overrides`."""
+    """A new queued run from this run's stored config plus `overrides`. Copying a run out of its
+    lab (another lab, or public) needs the right to change it; its starting policy comes along
+    only if the caller may read that too."""
     source = get_visible_run(session, user, run_id)
-    config = launch.build_config(
-        source.config, body.overrides, body.name or f"{source.name} (copy)"[:200], source="config"
-    )
     lab = launch_lab(session, user, body.lab_id if body.lab_id is not None else source.lab_id)
     visibility = body.visibility or source.visibility
+    require_move(session, user, source, lab.id, visibility)
+    launch.check_request_size(None, body.overrides, settings)
+    launch.refuse_server_paths(None, body.overrides)
+    if body.start_from is not None:
+        start = start_policy_folder(session, settings, user, body.start_from)
+    else:
+        start = None
+        check_carried_start(session, user, source, body.overrides)
+    name = body.name or f"{source.name} (copy)"[:200]
+    config = launch.build_config(source.config, body.overrides, name, source="config", start_policy=start)
+    launch.check_resources(config, body.overrides, "config", settings)
     return launch.new_run(
         session, settings, user, config, lab=lab, visibility=visibility, preset=source.preset
     )

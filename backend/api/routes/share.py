@@ -1,26 +1,18 @@
-"""Read-only share links: anyone with the link sees one run, its metrics, chunks and live stream."""
+"""Read-only share links. A link's token opens one run: `GET /api/share/{token}` shows the run and
+its config, and the token is then the credential of that run's read routes — the very routes a
+member reads (`/api/runs/{id}/metrics`, `/metric-names`, `/chunks`, `/events`; see
+`backend.deps.ReadableRun`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Response, status
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from backend import auth, series
 from backend.access import get_visible_run, not_found, require_change
-from backend.api.routes.events import (
-    STREAM_DESCRIPTION,
-    STREAM_RESPONSES,
-    LastEventIdHeader,
-    LastEventIdQuery,
-    resume_after,
-)
-from backend.api.routes.metrics import MaxPointsQuery, NamesQuery, SinceQuery, StepQuery
-from backend.deps import CurrentUser, RunId, SessionDep, SettingsDep, ShareLinkId
-from backend.models import Run, ShareLink, utcnow
-from backend.schemas import ChunksOut, MetricsOut, RunShared, ShareCreated, ShareLinkPublic
-from backend.sse import event_stream_response
+from backend.deps import CurrentUser, RunId, SessionDep, ShareLinkId
+from backend.schemas import RunShared, ShareCreated, ShareLinkPublic
+from backend.store import credentials
+from backend.store.models import Run, ShareLink, utcnow
 
 router = APIRouter(tags=["share"])
 
@@ -30,7 +22,7 @@ def create_share_link(run_id: RunId, session: SessionDep, user: CurrentUser) -> 
     """A link that shows this run read-only to anyone who has it, until revoked."""
     run = get_visible_run(session, user, run_id)
     require_change(session, user, run, "share")
-    link, secret = auth.create_share_link(session, run, user)
+    link, secret = credentials.create_share_link(session, run, user)
     session.commit()
     return ShareCreated(id=link.id, token=secret, url=f"/share/{secret}")
 
@@ -56,53 +48,10 @@ def revoke_share_link(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _shared_run(session: Session, token: str) -> Run:
-    run = auth.run_for_share_token(session, token)
+@router.get("/share/{token}", response_model=RunShared)
+def shared_run(token: str, session: SessionDep) -> Run:
+    """The run a share token opens (its id leads to the run's read routes)."""
+    run = credentials.run_for_share_token(session, token)
     if run is None:
         raise not_found("share link", "(this token)")  # never echo a secret
     return run
-
-
-@router.get("/share/{token}", response_model=RunShared)
-def shared_run(token: str, session: SessionDep) -> Run:
-    return _shared_run(session, token)
-
-
-@router.get("/share/{token}/metrics", response_model=MetricsOut)
-def shared_metrics(
-    token: str,
-    session: SessionDep,
-    settings: SettingsDep,
-    names: NamesQuery = None,
-    since_step: SinceQuery = None,
-    max_points: MaxPointsQuery = None,
-) -> MetricsOut:
-    run = _shared_run(session, token)
-    return series.read_metrics(
-        session, run.id, series.split_names(names), since_step, max_points or settings.max_series_points
-    )
-
-
-@router.get("/share/{token}/chunks", response_model=ChunksOut)
-def shared_chunks(token: str, session: SessionDep, step: StepQuery = None) -> ChunksOut:
-    return series.read_chunks(session, _shared_run(session, token).id, step)
-
-
-@router.get(
-    "/share/{token}/events",
-    response_class=StreamingResponse,
-    responses=STREAM_RESPONSES,
-    description=STREAM_DESCRIPTION,
-)
-def shared_events(
-    token: str,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    last_event_id_header: LastEventIdHeader = None,
-    last_event_id: LastEventIdQuery = None,
-) -> StreamingResponse:
-    run_id = _shared_run(session, token).id
-    session.close()
-    after = resume_after(last_event_id_header, last_event_id)
-    return event_stream_response(settings, run_id, after, request.is_disconnected)

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from backend.deps import CurrentUser, SessionDep, SettingsDep
-from backend.models import WorkerRecord, as_utc, utcnow
 from backend.schemas import WorkerOut
+from backend.store.models import WorkerRecord, as_utc, utcnow
 
 router = APIRouter(tags=["workers"])
 

@@ -41,17 +41,17 @@ export function loginUrl() {
 
 /**
  * fetch() a JSON endpoint. Options: method, body (JSON-encoded), query (object, empty values
- * dropped), auth (default true: send the token, redirect to /login on 401).
+ * dropped), auth (default true: send the login token, redirect to /login on 401), token (the
+ * credential to send instead, e.g. a share link's token).
  */
-export async function api(path, { method = "GET", body, query, auth = true } = {}) {
+export async function api(path, { method = "GET", body, query, auth = true, token = auth ? getToken() : null } = {}) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
   }
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const token = getToken();
-  if (auth && token) headers.Authorization = `Bearer ${token}`;
+  if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(url, {
     method,
     headers,
@@ -78,14 +78,18 @@ export async function api(path, { method = "GET", body, query, auth = true } = {
 }
 
 /**
- * A URL that works without custom headers (EventSource, <a download>): in the lab profile the
- * token rides along as a query parameter, since those requests cannot set Authorization.
+ * A URL for a request that cannot send headers (EventSource, a download link). With a credential
+ * it carries a ticket — single-use, valid about a minute, for this one purpose and run — never
+ * the token itself, which access logs, proxies and browser history would keep. `token` asks for
+ * the ticket (default: the login token; a share page passes its link's); `auth` as for api().
+ * Single-user mode has no credential, and the bare path works.
  */
-export function authedUrl(path) {
-  const token = getToken();
+export async function ticketUrl(path, { purpose, runId, token = getToken(), auth = true }) {
   if (!token) return path;
+  const body = { purpose, run_id: runId };
+  const { ticket } = await api("/api/tickets", { method: "POST", body, token, auth });
   const url = new URL(path, location.origin);
-  url.searchParams.set("access_token", token);
+  url.searchParams.set("ticket", ticket);
   return url.pathname + url.search;
 }
 

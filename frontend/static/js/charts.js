@@ -16,6 +16,7 @@ export class SeriesStore {
   constructor() {
     this.rows = new Map();
     this.steps = []; // sorted
+    this.names = new Set(); // every metric name seen
     this.minEditedStep = Infinity;
   }
 
@@ -49,6 +50,7 @@ export class SeriesStore {
     // Editing (or inserting) a step that charts may already show: they must redraw from it.
     this.minEditedStep = Math.min(this.minEditedStep, step);
     row[name] = value;
+    this.names.add(name);
   }
 
   /** Every consumer has drawn the current state. */
@@ -67,11 +69,14 @@ export class SeriesStore {
     }
     return out;
   }
+}
 
-  has(name) {
-    for (const row of this.rows.values()) if (name in row) return true;
-    return false;
-  }
+/**
+ * The metric names a trace's `value` reads: the name itself, or the `metrics` a function value
+ * declares (e.g. a sum over phases). Each drawn trace carries them as its Plotly `meta`.
+ */
+export function metricsRead(value) {
+  return typeof value === "function" ? value.metrics || [] : [value];
 }
 
 const PLOT_CONFIG = {
@@ -79,6 +84,32 @@ const PLOT_CONFIG = {
   displaylogo: false,
   modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
 };
+
+// Plotly renders a subset of HTML in every label it draws (trace names, titles, hover text,
+// category ticks): a run named `<a href="…">` would become a live link in a legend. So every
+// string of a figure is escaped in `plot`, the one place figures reach Plotly: labels show as
+// typed, and a "\n" in them breaks the line. Templates are this code's own markup, not data.
+const TEMPLATE_KEYS = new Set(["hovertemplate", "texttemplate"]);
+
+/** `text` as Plotly shows it literally ("\n" -> a line break). */
+function plotText(text) {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\n/g, "<br>");
+}
+
+/** A copy of a figure's data or layout with every string but templates passed through plotText. */
+function escapeFigure(value, key = "") {
+  if (typeof value === "string") return TEMPLATE_KEYS.has(key) ? value : plotText(value);
+  if (ArrayBuffer.isView(value)) return value;
+  if (Array.isArray(value)) return value.map((item) => escapeFigure(item, key));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, escapeFigure(v, k)]));
+  }
+  return value;
+}
+
+function plot(node, data, layout) {
+  return Plotly.react(node, escapeFigure(data), escapeFigure(layout), PLOT_CONFIG);
+}
 
 /** Layout shared by every chart; `extra` is merged one level deep. */
 export function baseLayout(extra = {}) {
@@ -91,6 +122,9 @@ export function baseLayout(extra = {}) {
     xaxis: { title: { text: "step" }, zeroline: false },
     yaxis: { zeroline: false },
     hovermode: "x unified",
+    // Whole trace names in hover labels: Plotly's default cut at 15 characters can split an
+    // escaped character (plotText) and leaves runs with a common prefix indistinguishable.
+    hoverlabel: { namelength: -1 },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "#fbfbfd",
   };
@@ -118,7 +152,12 @@ export class LiveChart {
 
   traceProps(trace) {
     const { value, ...props } = trace;
-    return { type: "scatter", mode: "lines", ...props };
+    return { type: "scatter", mode: "lines", meta: metricsRead(value), ...props };
+  }
+
+  /** Every metric name this chart draws. */
+  metrics() {
+    return this.spec.traces.flatMap((trace) => metricsRead(trace.value));
   }
 
   /** Draw everything from the store. */
@@ -131,7 +170,7 @@ export class LiveChart {
     });
     const layout = baseLayout(this.spec.layout);
     if (!points) layout.annotations = waitingAnnotation(this.spec.emptyText);
-    Plotly.react(this.node, data, layout, PLOT_CONFIG);
+    plot(this.node, data, layout);
     this.lastStep = store.lastStep;
     this.points = points;
   }
@@ -169,6 +208,10 @@ export class LiveHeatmap {
     this.lastStep = -Infinity;
   }
 
+  metrics() {
+    return this.spec.rows.flatMap((row) => metricsRead(row.value));
+  }
+
   render(store) {
     const { rows } = this.spec;
     const reads = rows.map((r) => (typeof r.value === "function" ? r.value : (row) => row[r.value]));
@@ -187,10 +230,11 @@ export class LiveHeatmap {
       colorscale: this.spec.colorscale || "Viridis",
       colorbar: { thickness: 10, len: 0.9, title: { text: this.spec.colorbarTitle || "" } },
       hovertemplate: "%{y}<br>step %{x}: %{z:.3f}<extra></extra>",
+      meta: this.metrics(),
     };
     const layout = baseLayout({ hovermode: "closest", margin: { l: 96 }, ...this.spec.layout });
     if (!steps.length) layout.annotations = waitingAnnotation();
-    Plotly.react(this.node, [trace], layout, PLOT_CONFIG);
+    plot(this.node, [trace], layout);
     this.lastStep = store.lastStep;
   }
 
@@ -205,7 +249,7 @@ function isFinite(v) {
 
 /** Plotly.react with the shared config, for one-off figures (chunk map, compare page). */
 export function drawFigure(node, data, layout) {
-  return Plotly.react(node, data, baseLayout(layout), PLOT_CONFIG);
+  return plot(node, data, baseLayout(layout));
 }
 
 /**

@@ -4,11 +4,12 @@
 // print too. A left-hand column shows each trajectory's outcome.
 
 import { discreteColorscale, drawFigure } from "./charts.js";
-import { fadedPhaseColor, phaseColor, phaseLabel } from "./phases.js";
+import { fade, fadedPhaseColor, phaseColor, phaseLabel } from "./phases.js";
 import { el } from "./ui.js";
 
 const SUCCESS_COLOR = "#2ca02c";
 const FAILURE_COLOR = "#d62728";
+const NEUTRAL = "#7f7f7f"; // the "faded = dropped" legend swatch, whatever the phase
 
 /**
  * Draw `records` ({trajectory, chunk, phase, kept, success, group}) into `node`; `phases` fixes
@@ -31,12 +32,12 @@ export function drawChunkMap(node, records, phases) {
     const p = phaseList.indexOf(r.phase);
     z[row][r.chunk] = 2 * p + (r.kept ? 1 : 0);
     hover[row][r.chunk] = `trajectory ${r.trajectory} (group ${r.group}, ${r.success ? "success" : "failure"})` +
-      `<br>chunk ${r.chunk}: ${phaseLabel(r.phase)}<br>${r.kept ? "back-propagated" : "dropped"}`;
+      `\nchunk ${r.chunk}: ${phaseLabel(r.phase)}\n${r.kept ? "back-propagated" : "dropped"}`;
     outcome.set(r.trajectory, { success: r.success, group: r.group });
     counts[r.phase].total += 1;
     if (r.kept) counts[r.phase].kept += 1;
   }
-  const colors = phaseList.flatMap((p, i) => [fadedPhaseColor(p, i), phaseColor(p, i)]);
+  const colors = phaseList.flatMap((_, i) => [fadedPhaseColor(i), phaseColor(i)]);
   const rows = trajectories.map((_, i) => i);
 
   const heat = {
@@ -78,8 +79,8 @@ export function drawChunkMap(node, records, phases) {
     marker: { symbol: "square", size: 12, color }, hoverinfo: "skip",
   });
   const legend = [
-    ...phaseList.map((p, i) => swatch(phaseLabel(p), phaseColor(p, i))),
-    swatch("faded = dropped", fadedPhaseColor("tail")),
+    ...phaseList.map((p, i) => swatch(phaseLabel(p), phaseColor(i))),
+    swatch("faded = dropped", fade(NEUTRAL)),
   ];
 
   drawFigure(node, [heat, marks, outcomeTrace(true), outcomeTrace(false), ...legend], {
@@ -111,7 +112,7 @@ export function chunkCaption(step, { counts, phases, trajectories }) {
     { class: "chunk-caption" },
     el("span", {}, `step ${step}: ${kept} of ${total} chunks back-propagated${share} over ${trajectories} recorded trajectories — by phase: `),
     ...phases.map((p, i) => counts[p].total ? el("span", { class: "phase-chip" },
-      el("span", { class: "swatch", style: { background: phaseColor(p, i) }, "aria-hidden": "true" }),
+      el("span", { class: "swatch", style: { background: phaseColor(i) }, "aria-hidden": "true" }),
       `${phaseLabel(p)} ${counts[p].kept}/${counts[p].total}`) : null),
   );
 }

@@ -1,141 +1,95 @@
-// The compare page: several runs' curves against step and against wall-clock (cumulative
-// time/step_s), "what PCM bought" relative to the GRPO (selector full) run, and the config keys
-// that differ. The view (runs, metric, success level) lives in the URL.
+// The compare page: several runs' curves against step and against training wall-clock, "what PCM
+// bought" relative to the plain GRPO run, and the config keys that differ. Every number it shows
+// (wall-clock, time to a success level, costs and their ratios) comes computed from /api/compare
+// (pcm_engine.analysis on the full series); the page only draws. The view (runs, curve, success
+// level) lives in the URL.
 
 import { api, ensureSession } from "./api.js";
 import { drawFigure } from "./charts.js";
-import { fmtBytes, fmtDuration, fmtPct, fmtRatio, fmtSeconds, isNum, mean } from "./format.js";
-import { loadMetrics } from "./metrics.js";
-import { clear, el, isActive, mountNav, notice, poll, readQuery, statusBadge, writeQuery } from "./ui.js";
+import { loadContract, metricAxis } from "./contract.js";
+import { fmtBytes, fmtDuration, fmtPct, fmtRatio, fmtSeconds, isNum } from "./format.js";
+import { clear, el, mountNav, notice, poll, readQuery, statusBadge, writeQuery } from "./ui.js";
 
 const REFRESH_MS = 4000;
 const RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
-const BASELINE_SELECTOR = "full"; // plain GRPO: every chunk back-propagated
-
-/** Cumulative seconds at each step from per-step durations: Map step -> seconds so far. */
-function cumulative(points, steps) {
-  const per = new Map(points);
-  const out = new Map();
-  let total = 0;
-  for (const step of steps) {
-    total += per.get(step) ?? 0;
-    out.set(step, total);
-  }
-  return out;
-}
-
-/** First [step, value] with value >= level. */
-function firstReaching(points, level) {
-  return points.find(([, v]) => v >= level);
-}
 
 export async function mountComparePage() {
   await ensureSession();
   mountNav();
-  const M = await loadMetrics();
+  const M = await loadContract();
   const view = { metric: M.ROLLOUT_SUCCESS, level: "50", on: "eval", ...readQuery() };
   const controls = document.getElementById("compare-controls");
   const message = document.getElementById("compare-message");
-  const metricChoices = [
-    M.ROLLOUT_SUCCESS, M.EVAL_SUCCESS, M.PCM_KEPT_FRACTION, M.TIME_UPDATE, M.TIME_STEP,
-    M.MEM_ACTIVATION, M.MEM_PEAK_RSS, M.TRAIN_POLICY_LOSS, M.TRAIN_ENTROPY, M.TRAIN_GRAD_NORM,
-  ];
   const successMetric = () => (view.on === "eval" ? M.EVAL_SUCCESS : M.ROLLOUT_SUCCESS);
-  const names = () => [...new Set([...metricChoices, successMetric()])];
   let data = null;
+  let loads = 0; // a newer view's answer must not be replaced by a slower, older one
 
-  buildControls(controls, view, metricChoices, () => {
-    writeQuery(view);
-    if (data) render();
-  }, (ids) => {
-    view.ids = ids;
+  buildControls(controls, view, M.all, () => {
     writeQuery(view);
     load();
   });
 
   const render = () => {
     const runs = data.runs;
-    const baseline = runs.find((r) => r.selector === BASELINE_SELECTOR);
     const colorOf = new Map(runs.map((r, i) => [r.id, RUN_COLORS[i % RUN_COLORS.length]]));
     const labelOf = (r) => `#${r.id} ${r.name} (${r.selector})`;
-    const seriesOf = (r, name) => (data.series[r.id] || data.series[String(r.id)] || {})[name] || [];
-    const wallOf = (r) => {
-      const steps = [...new Set(Object.values(data.series[r.id] || {}).flatMap((pts) => pts.map((p) => p[0])))].sort((a, b) => a - b);
-      return cumulative(seriesOf(r, M.TIME_STEP), steps);
-    };
-    const walls = new Map(runs.map((r) => [r.id, wallOf(r)]));
-    const percent = [M.ROLLOUT_SUCCESS, M.EVAL_SUCCESS, M.PCM_KEPT_FRACTION].includes(view.metric);
-    const yaxis = { title: { text: view.metric }, ...(percent ? { tickformat: ".0%", range: [-0.02, 1.02] } : {}),
-      ...(view.metric.startsWith("mem/") ? { tickformat: ".3s", ticksuffix: "B" } : {}) };
+    const isBaseline = (r) => r.id === data.baseline_id;
+    const walls = new Map(runs.map((r) => [r.id, new Map(data.wall_clock[r.id] || [])]));
+    const yaxis = { title: { text: view.metric }, ...metricAxis(view.metric) };
     const trace = (r, xOf) => {
-      const pts = seriesOf(r, view.metric);
+      const pts = (data.series[r.id] || {})[view.metric] || [];
       return {
         type: "scatter", mode: pts.length < 30 ? "lines+markers" : "lines", name: labelOf(r),
-        x: pts.map(([s]) => xOf(s)), y: pts.map(([, v]) => v),
-        line: { color: colorOf.get(r.id), width: r.selector === BASELINE_SELECTOR ? 3 : 2 },
+        x: pts.map(([s]) => xOf(r, s)), y: pts.map(([, v]) => v),
+        line: { color: colorOf.get(r.id), width: isBaseline(r) ? 3 : 2 },
       };
     };
-    drawFigure(document.getElementById("compare-step"), runs.map((r) => trace(r, (s) => s)),
+    drawFigure(document.getElementById("compare-step"), runs.map((r) => trace(r, (_, s) => s)),
       { yaxis, height: 320, hovermode: "x unified" });
-    drawFigure(document.getElementById("compare-wall"), runs.map((r) => trace(r, (s) => walls.get(r.id).get(s) ?? null)),
-      { yaxis, height: 320, hovermode: "closest", xaxis: { title: { text: "wall-clock seconds (cumulative time/step_s)" } } });
-    renderBought(runs, baseline, labelOf, colorOf, seriesOf, walls);
+    drawFigure(document.getElementById("compare-wall"), runs.map((r) => trace(r, (run, s) => walls.get(run.id).get(s) ?? null)),
+      { yaxis, height: 320, hovermode: "closest", xaxis: { title: { text: "training seconds (evaluation excluded)" } } });
+    renderBought(runs, labelOf, colorOf, isBaseline);
     renderDiff(runs, labelOf);
   };
 
-  const renderBought = (runs, baseline, labelOf, colorOf, seriesOf, walls) => {
-    const level = Number(view.level) / 100;
-    const rows = runs.map((r) => {
-      const success = seriesOf(r, successMetric());
-      const hit = firstReaching(success, level);
-      const update = seriesOf(r, M.TIME_UPDATE).map(([, v]) => v);
-      const act = seriesOf(r, M.MEM_ACTIVATION).map(([, v]) => v);
-      return {
-        run: r,
-        final: success.length ? success[success.length - 1][1] : undefined,
-        best: success.length ? Math.max(...success.map(([, v]) => v)) : undefined,
-        hitStep: hit ? hit[0] : undefined,
-        hitWall: hit ? walls.get(r.id).get(hit[0]) : undefined,
-        updateMean: mean(update),
-        updateTotal: update.length ? update.reduce((a, b) => a + b, 0) : undefined,
-        actMean: mean(act),
-        kept: mean(seriesOf(r, M.PCM_KEPT_FRACTION).map(([, v]) => v)),
-        stepMean: mean(seriesOf(r, M.TIME_STEP).map(([, v]) => v)),
-      };
-    });
-    const base = baseline && rows.find((x) => x.run.id === baseline.id);
-    const ratio = (a, b) => (isNum(a) && isNum(b) && b > 0 ? a / b : undefined);
-    // Each cost with its ratio to the baseline run on a second line ("0.13×"), so the table
+  const renderBought = (runs, labelOf, colorOf, isBaseline) => {
+    const base = runs.find(isBaseline);
+    // Each cost with its ratio to the baseline run on a second line ("0.13× GRPO"), so the table
     // stays narrow enough for a laptop screen.
-    const cell = (row, key, format, { invert = false, col } = {}) => {
-      const td = el("td", { class: "num", "data-col": col }, format(row[key]));
-      if (!base || row === base || !isNum(row[key])) return td;
-      const x = invert ? ratio(base[key], row[key]) : ratio(row[key], base[key]);
-      if (isNum(x)) td.append(el("small", { class: "ratio" }, invert ? `${fmtRatio(x)} faster` : `${fmtRatio(x)} GRPO`));
+    const cell = (r, key, format, col) => {
+      const value = data.costs[r.id][key];
+      const td = el("td", { class: "num", "data-col": col }, format(value));
+      const ratio = (data.ratios[r.id] || {})[key];
+      if (!isBaseline(r) && isNum(ratio)) td.append(el("small", { class: "ratio" }, `${fmtRatio(ratio)} GRPO`));
       return td;
     };
     const headers = [
       "run", `${view.on} success final / best`, `steps to ${view.level}%`, `time to ${view.level}%`,
-      "update s (mean)", "update s (total)", "step s (mean)", "activations (mean)", "kept fraction",
+      "training time", "update s (mean)", "update s (total)", "training s per step", "activations (mean)", "kept fraction",
     ];
     const table = el("table", { class: "table", id: "bought-table" },
       el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col", class: h === "run" ? null : "num" }, h)))),
-      el("tbody", {}, rows.map((row) => el("tr", { "data-run-id": row.run.id, class: row === base ? "baseline-row" : null },
-        el("th", { scope: "row", class: "run-cell" },
-          el("span", { class: "swatch", style: { background: colorOf.get(row.run.id) }, "aria-hidden": "true" }),
-          el("a", { href: `/runs/${row.run.id}` }, labelOf(row.run)),
-          el("div", { class: "run-cell-meta" }, statusBadge(row.run.status), row === base ? " baseline (plain GRPO)" : null)),
-        el("td", { class: "num" }, `${fmtPct(row.final)} / ${fmtPct(row.best)}`),
-        el("td", { class: "num" }, isNum(row.hitStep) ? String(row.hitStep) : "not reached"),
-        cell(row, "hitWall", fmtDuration, { invert: true, col: "wall-to-level" }),
-        cell(row, "updateMean", fmtSeconds, { col: "update" }),
-        cell(row, "updateTotal", fmtSeconds),
-        cell(row, "stepMean", fmtSeconds),
-        cell(row, "actMean", fmtBytes, { col: "activations" }),
-        el("td", { class: "num" }, fmtPct(row.kept))))));
+      el("tbody", {}, runs.map((r) => {
+        const costs = data.costs[r.id];
+        return el("tr", { "data-run-id": r.id, class: isBaseline(r) ? "baseline-row" : null },
+          el("th", { scope: "row", class: "run-cell" },
+            el("span", { class: "swatch", style: { background: colorOf.get(r.id) }, "aria-hidden": "true" }),
+            el("a", { href: `/runs/${r.id}` }, labelOf(r)),
+            el("div", { class: "run-cell-meta" }, statusBadge(r.status), isBaseline(r) ? " baseline (plain GRPO)" : null)),
+          el("td", { class: "num" }, `${fmtPct(costs.success_final)} / ${fmtPct(costs.success_best)}`),
+          el("td", { class: "num" }, isNum(costs.level_step) ? String(costs.level_step) : "not reached"),
+          cell(r, "level_seconds", fmtDuration, "wall-to-level"),
+          cell(r, "training_seconds", fmtDuration, "wall"),
+          cell(r, "update_mean_s", fmtSeconds, "update"),
+          cell(r, "update_total_s", fmtSeconds),
+          cell(r, "step_mean_s", fmtSeconds),
+          cell(r, "activation_mean_bytes", fmtBytes, "activations"),
+          el("td", { class: "num" }, fmtPct(costs.kept_fraction_mean)));
+      })));
     const note = base
-      ? `Ratios are to ${labelOf(base.run)} (selector ${BASELINE_SELECTOR}, plain GRPO): below 1× = cheaper. Time to the level sums time/step_s (evaluation excluded).`
-      : `No run with selector ${BASELINE_SELECTOR} (plain GRPO) in this comparison, so there is no baseline for the ratios.`;
+      ? `Ratios are to ${labelOf(base)} (selector ${M.selectors.baseline}, plain GRPO): below 1× = cheaper or sooner. `
+        + "Times are training time: the sum of time/step_s less evaluation (time/eval_s), over every step."
+      : `No run with selector ${M.selectors.baseline} (plain GRPO) in this comparison, so there is no baseline for the ratios.`;
     clear(document.getElementById("compare-bought")).append(el("div", { class: "table-scroll" }, table), el("p", { class: "help" }, note));
   };
 
@@ -161,8 +115,12 @@ export async function mountComparePage() {
       notice(message, "Choose runs to compare: select them on the Runs page, or type run ids above.");
       return;
     }
+    const ticket = (loads += 1);
     try {
-      data = await api("/api/compare", { query: { ids: view.ids, names: names().join(",") } });
+      const query = { ids: view.ids, names: view.metric, success: successMetric(), level: Number(view.level) / 100 };
+      const answer = await api("/api/compare", { query });
+      if (ticket !== loads) return;
+      data = answer;
       clear(message);
       document.title = `Compare ${data.runs.map((r) => `#${r.id}`).join(", ")} · PCM Lab`;
       render();
@@ -172,10 +130,10 @@ export async function mountComparePage() {
   }
 
   await load();
-  poll(load, REFRESH_MS, () => data && data.runs.some((r) => isActive(r.status)));
+  poll(load, REFRESH_MS, () => data && data.runs.some((r) => M.isActive(r.status)));
 }
 
-function buildControls(form, view, metricChoices, onChange, onIds) {
+function buildControls(form, view, metricChoices, onChange) {
   const ids = el("input", { id: "compare-ids", type: "text", value: view.ids || "", placeholder: "e.g. 3,4", inputmode: "numeric" });
   const metric = el("select", { id: "compare-metric" }, ...metricChoices.map((m) => el("option", { value: m }, m)));
   metric.value = view.metric;
@@ -194,11 +152,12 @@ function buildControls(form, view, metricChoices, onChange, onIds) {
   });
   on.addEventListener("change", () => {
     view.on = on.value;
-    onIds(view.ids); // the success series to fetch changes
+    onChange();
   });
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    onIds(ids.value.replace(/\s+/g, ""));
+    view.ids = ids.value.replace(/\s+/g, "");
+    onChange();
   });
   clear(form).append(
     el("div", { class: "field" }, el("label", { for: "compare-ids" }, "run ids"), ids),

@@ -58,8 +58,3 @@ export function fmtAgo(iso) {
   if (seconds < 5) return "just now";
   return `${fmtDuration(seconds)} ago`;
 }
-
-export function mean(values) {
-  const xs = values.filter(isNum);
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
-}

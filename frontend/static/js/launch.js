@@ -1,17 +1,14 @@
 // The launch form: rendered from GET /api/config-schema, filled from a preset, sent as
 // {preset, overrides} (or a whole config), with the server's 422 messages shown next to the
 // fields they name. "GRPO vs PCM pair" sends the same config twice, differing only in
-// pcm.selector (full vs pcm), and opens the comparison.
+// pcm.selector (the contract's baseline, plain GRPO, and its default, PCM), and opens the comparison.
 
 import { api, ApiError } from "./api.js";
+import { loadContract } from "./contract.js";
 import { nest, parseOverrideLines, SchemaForm, valueAt } from "./schemaform.js";
 import { el } from "./ui.js";
 
 const SELECTOR_KEY = "pcm.selector";
-const PAIR = [
-  { suffix: "grpo", selector: "full" },
-  { suffix: "pcm", selector: "pcm" },
-];
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -24,7 +21,8 @@ export function pathOfLoc(loc = []) {
 }
 
 export async function mountLaunchForm(container) {
-  const [schema, presets, labs] = await Promise.all([
+  const [M, schema, presets, labs] = await Promise.all([
+    loadContract(),
     api("/api/config-schema"),
     api("/api/presets"),
     api("/api/labs").catch(() => []), // labs are optional here: the server picks a default lab
@@ -76,7 +74,7 @@ export async function mountLaunchForm(container) {
   presetSelect.addEventListener("change", applyPreset);
   // Start from a PCM preset on the default env (the built-in suite runs anywhere; LIBERO needs its extra).
   const onDefaultEnv = presets.filter((p) => form.usesDefaultVariants(p.config));
-  const initial = onDefaultEnv.find((p) => valueAt(p.config, SELECTOR_KEY) === "pcm") || onDefaultEnv[0];
+  const initial = onDefaultEnv.find((p) => valueAt(p.config, SELECTOR_KEY) === M.selectors.default) || onDefaultEnv[0];
   presetSelect.value = initial ? initial.name : "";
   applyPreset();
 
@@ -166,7 +164,8 @@ export async function mountLaunchForm(container) {
     if (!built) return;
     busy(true);
     const ids = [];
-    for (const { suffix, selector } of PAIR) {
+    const pairs = [{ suffix: "grpo", selector: M.selectors.baseline }, { suffix: "pcm", selector: M.selectors.default }];
+    for (const { suffix, selector } of pairs) {
       const body = {
         ...built.body,
         name: `${built.body.name}-${suffix}`,
@@ -177,7 +176,7 @@ export async function mountLaunchForm(container) {
       ids.push(run.id);
     }
     busy(false);
-    if (ids.length === PAIR.length) location.assign(`/compare?ids=${ids.join(",")}`);
+    if (ids.length === pairs.length) location.assign(`/compare?ids=${ids.join(",")}`);
     else if (ids.length) formError.append(el("p", {}, `Only run ${ids.join(", ")} was launched; see `, el("a", { href: `/runs/${ids[0]}` }, `run ${ids[0]}`), "."));
   });
 }

@@ -1,24 +1,25 @@
 // The one phase -> colour map. Every chart, legend and heat map takes its phase colours from here
-// so "active_grip" is the same red on the run page, the chunk map and the compare page.
+// so a phase is the same colour on the run page, the chunk map and the compare page. Colours go by
+// the phase's index in the contract's phase list (pcm_engine.phases.PHASES, the grasp itself first:
+// red, where outcomes diverge most), so a phase the engine adds later still gets a distinct one.
 
-const PHASE_COLORS = {
-  active_grip: "#d62728", // the grasp itself: where outcomes diverge most
-  pre_grasp: "#ff7f0e",
-  release_ramp: "#9467bd",
-  approach: "#1f77b4",
-  tail: "#7f7f7f",
-};
+const PHASE_COLORS = [
+  "#d62728", "#ff7f0e", "#9467bd", "#1f77b4", "#7f7f7f",
+  "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+];
 
-// Any phase the engine adds later still gets a distinct colour.
-const SPARE_COLORS = ["#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
-
-export function phaseColor(phase, index = 0) {
-  return PHASE_COLORS[phase] || SPARE_COLORS[index % SPARE_COLORS.length];
+export function phaseColor(index) {
+  return PHASE_COLORS[index % PHASE_COLORS.length];
 }
 
-/** The colour blended towards white: a chunk of this phase that did NOT get gradients. */
-export function fadedPhaseColor(phase, index = 0, amount = 0.72) {
-  return mix(phaseColor(phase, index), "#ffffff", amount);
+/** A phase's colour blended towards white: a chunk of this phase that did NOT get gradients. */
+export function fadedPhaseColor(index) {
+  return fade(phaseColor(index));
+}
+
+/** A colour blended towards white (how the chunk map draws what was dropped). */
+export function fade(color, amount = 0.72) {
+  return mix(color, "#ffffff", amount);
 }
 
 /** Human label: "active_grip" -> "active grip". */

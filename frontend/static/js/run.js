@@ -1,47 +1,43 @@
 // The run page, live: header and actions, the training charts, the chunk map, config,
-// environment, failure details and artifacts. The share page mounts the same module read-only
-// against the /api/share/<token>/... endpoints (no login).
+// environment, failure details and artifacts. The share page mounts the same module read-only,
+// without login: the share token is its credential for the same read routes a member uses.
 
-import { api, authedUrl, ensureSession } from "./api.js";
+import { api, ensureSession, ticketUrl } from "./api.js";
 import { SeriesStore } from "./charts.js";
 import { chunkCaption, drawChunkMap } from "./chunks.js";
 import { fmtAgo, fmtBytes, fmtDate } from "./format.js";
-import { loadMetrics } from "./metrics.js";
+import { loadContract } from "./contract.js";
 import { runCharts } from "./runcharts.js";
 import { parseOverrideLines } from "./schemaform.js";
 import { openStream } from "./sse.js";
-import {
-  clear, copyText, el, FINAL_STATUSES, isActive, mountNav, notice, poll, progressBar, statusBadge,
-} from "./ui.js";
+import { clear, copyText, el, mountNav, notice, poll, progressBar, statusBadge, waitingNote } from "./ui.js";
 
 const RUN_REFRESH_MS = 3000;
 const CHART_FLUSH_MS = 250; // live points are drawn in batches at most this often
-const REQUEUEABLE = ["stale", "failed", "cancelled"];
-const CANCELLABLE = ["queued", "running", "stale"];
 
-/** Endpoints of a run the caller can see (with their login). */
+/** A run the caller can see (with their login). */
 export function runSource(id) {
   const base = `/api/runs/${id}`;
-  return {
-    run: base, metrics: `${base}/metrics`, chunks: `${base}/chunks`, events: `${base}/events`,
-    artifacts: `${base}/artifacts`, auth: true, readOnly: false,
-  };
+  return { run: base, artifacts: `${base}/artifacts`, auth: true, readOnly: false };
 }
 
-/** Endpoints of a shared run: read-only, no login, no artifacts. */
+/** A shared run: read-only, no login, no artifacts. `run` resolves the token to the run; the token
+ * is then the credential of the run's read routes. */
 export function shareSource(token) {
-  const base = `/api/share/${encodeURIComponent(token)}`;
-  return {
-    run: base, metrics: `${base}/metrics`, chunks: `${base}/chunks`, events: `${base}/events`,
-    artifacts: null, auth: false, readOnly: true,
-  };
+  return { run: `/api/share/${encodeURIComponent(token)}`, artifacts: null, token, auth: false, readOnly: true };
+}
+
+/** A run's read routes: the same for its members and for a share link's guests. */
+function readRoutes(id) {
+  const base = `/api/runs/${id}`;
+  return { metrics: `${base}/metrics`, chunks: `${base}/chunks`, events: `${base}/events` };
 }
 
 export async function mountRunPage(source) {
   renderSkeleton(document.getElementById("main"));
   if (!source.readOnly) await ensureSession();
   mountNav({ minimal: source.readOnly, note: source.readOnly ? "read-only shared view" : "" });
-  const call = (path, options = {}) => api(path, { auth: source.auth, ...options });
+  const call = (path, options = {}) => api(path, { auth: source.auth, token: source.token, ...options });
   const page = new RunPage(source, call);
   try {
     await page.start();
@@ -93,19 +89,18 @@ class RunPage {
   }
 
   async start() {
-    const [M, run] = await Promise.all([loadMetrics("/api/metric-names", this.source.auth), this.call(this.source.run)]);
+    const [M, run] = await Promise.all([loadContract(), this.call(this.source.run)]);
     this.M = M;
+    this.reads = readRoutes(run.id);
     this.setRun(run);
     this.buildActions();
-    const { charts, names } = runCharts(M);
-    this.metricNames = names;
-    this.buildCharts(charts);
+    this.buildCharts(runCharts(M));
     this.buildChunkControls();
     await Promise.all([this.loadMetrics(), this.loadChunks()]);
     quietly(this.renderDetails(), "run details");
-    if (isActive(run.status) || run.status === "stale") this.openStream();
-    else this.setLive("finished");
-    poll(() => this.refreshRun(), RUN_REFRESH_MS, () => this.run && !FINAL_STATUSES.includes(this.run.status));
+    if (M.isFinal(run.status)) this.setLive("finished");
+    else this.openStream();
+    poll(() => this.refreshRun(), RUN_REFRESH_MS, () => this.run && !M.isFinal(this.run.status));
   }
 
   // --- header -------------------------------------------------------------------------------
@@ -131,7 +126,7 @@ class RunPage {
       ["started", fmtDate(r.started_at)],
       ["finished", fmtDate(r.finished_at)],
       // A worker's heartbeat matters while the run is live (a stale one means the worker is gone).
-      FINAL_STATUSES.includes(r.status) ? null
+      this.M.isFinal(r.status) ? null
         : ["heartbeat", r.heartbeat_at ? el("time", { datetime: r.heartbeat_at }, fmtAgo(r.heartbeat_at)) : "—"],
       ["config hash", el("code", {}, r.config_hash)],
     ];
@@ -140,8 +135,9 @@ class RunPage {
       el("div", { class: "run-title" },
         el("h1", {}, r.name, el("span", { class: "muted run-id" }, ` #${r.id}`)),
         statusBadge(r.status),
-        r.cancel_requested && isActive(r.status) ? el("span", { class: "muted" }, "cancel requested") : null,
-        this.progressMessage && isActive(r.status) ? el("span", { class: "muted", id: "progress-message" }, this.progressMessage) : null,
+        waitingNote(r),
+        r.cancel_requested && this.M.isActive(r.status) ? el("span", { class: "muted" }, "cancel requested") : null,
+        this.progressMessage && this.M.isActive(r.status) ? el("span", { class: "muted", id: "progress-message" }, this.progressMessage) : null,
         el("span", { id: "live-state", class: `live live-${this.liveState || "off"}`, role: "status" }, this.liveLabel())),
       el("div", { class: "run-progress" }, progressBar(r.steps_done, r.steps_total)),
       el("dl", { class: "meta" }, ...meta.filter(Boolean).map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))));
@@ -235,10 +231,10 @@ class RunPage {
   updateActions() {
     if (this.source.readOnly || !this.cancelButton) return;
     const { status, cancel_requested: requested } = this.run;
-    this.cancelButton.hidden = !CANCELLABLE.includes(status);
+    this.cancelButton.hidden = !this.M.statuses.cancellable.includes(status);
     this.cancelButton.disabled = Boolean(requested);
     this.cancelButton.textContent = requested ? "Cancelling…" : "Cancel";
-    this.requeueButton.hidden = !REQUEUEABLE.includes(status);
+    this.requeueButton.hidden = !(this.M.statuses.requeueable.includes(status) || this.run.waiting_for_worker_since);
   }
 
   async refreshRun() {
@@ -266,13 +262,13 @@ class RunPage {
       const node = el("div", { id: def.id, class: "chart", role: "img", "aria-label": def.title });
       grid.append(el("figure", { class: `card chart-card${def.wide ? " wide" : ""}` },
         el("figcaption", {}, el("h3", {}, def.title), el("p", { class: "help" }, def.help)), node));
-      this.charts.push(def.make(node));
+      this.charts.push(def.make(node, [...this.charts]));
     }
   }
 
   async loadMetrics(sinceStep) {
-    const answer = await this.call(this.source.metrics, {
-      query: { names: this.metricNames.join(","), since_step: sinceStep },
+    const answer = await this.call(this.reads.metrics, {
+      query: { since_step: sinceStep },
     });
     this.store.addSeries(answer.series);
     // the live stream starts after what these series hold, not at the run's first event
@@ -300,7 +296,7 @@ class RunPage {
       this.streamAfter = Math.max(this.streamAfter ?? 0, Number(event.lastEventId) || 0);
       handle(data);
     };
-    this.stream = openStream(this.source.events + after, {
+    this.stream = openStream(this.reads.events + after, {
       metrics: seen((event) => {
         const payload = event.payload || {};
         this.store.addRow(payload.step ?? event.step, payload.metrics);
@@ -308,7 +304,8 @@ class RunPage {
       }),
       status: seen((event) => quietly(this.onStatusEvent(event.payload || {}), "status update")),
       chunks: seen((event) => this.onChunksEvent((event.payload || {}).step ?? event.step)),
-    }, (state) => quietly(this.onStreamState(state), "stream state"));
+    }, (state) => quietly(this.onStreamState(state), "stream state"),
+    { runId: this.run.id, token: this.source.token, auth: this.source.auth });
   }
 
   async onStatusEvent(payload) {
@@ -316,7 +313,7 @@ class RunPage {
     // status event is a transition and ends the note.
     this.progressMessage = payload.message || null;
     await this.refreshRun();
-    if (FINAL_STATUSES.includes(this.run.status)) this.scheduleFlush();
+    if (this.M.isFinal(this.run.status)) this.scheduleFlush();
   }
 
   async onStreamState(state) {
@@ -325,7 +322,7 @@ class RunPage {
     // The server ends the stream once the run is final; EventSource would reconnect forever.
     if (state === "reconnecting") {
       await this.refreshRun();
-      if (FINAL_STATUSES.includes(this.run.status)) this.finishStream();
+      if (this.M.isFinal(this.run.status)) this.finishStream();
     }
   }
 
@@ -373,7 +370,7 @@ class RunPage {
     // Loads can overlap (a live event, a step picked in the selector): only the newest one may
     // draw, or a slow earlier answer would replace the step the user just chose.
     const ticket = (this.chunksTicket = (this.chunksTicket || 0) + 1);
-    const answer = await this.call(this.source.chunks, { query: { step: this.chunkStep ?? undefined } });
+    const answer = await this.call(this.reads.chunks, { query: { step: this.chunkStep ?? undefined } });
     if (ticket !== this.chunksTicket) return;
     this.chunkSteps = answer.steps || [];
     this.renderChunkSteps();
@@ -395,7 +392,7 @@ class RunPage {
     const failure = [];
     if (r.error || r.traceback) {
       failure.push(el("section", { class: "card failure", "aria-labelledby": "failure-title" },
-        el("h2", { id: "failure-title" }, `Run ${r.status === "failed" ? "failed" : "error"}`),
+        el("h2", { id: "failure-title" }, `Run ${r.status}`),
         el("p", { class: "error-text" }, r.error || ""),
         r.traceback ? el("details", { open: true }, el("summary", {}, "traceback"), el("pre", { class: "traceback" }, r.traceback)) : null));
     }
@@ -433,7 +430,22 @@ class RunPage {
       el("tbody", {}, artifacts.map((a) => el("tr", {},
         el("td", {}, a.kind), el("td", { class: "num" }, a.step), el("td", { class: "num" }, fmtBytes(a.size_bytes)),
         el("td", {}, el("code", { title: a.sha256 }, a.sha256.slice(0, 12))),
-        el("td", {}, el("a", { href: authedUrl(`/api/artifacts/${a.id}/download`), download: "" }, "download")))))));
+        el("td", {}, this.downloadLink(a)))))));
     return box;
+  }
+
+  /** A plain link (single-user mode needs nothing more); a click swaps in a fresh ticket, as a
+   * token never goes into a URL. */
+  downloadLink(artifact) {
+    const path = `/api/artifacts/${artifact.id}/download`;
+    const link = el("a", { href: path, download: "", onclick: async (event) => {
+      event.preventDefault();
+      try {
+        el("a", { href: await ticketUrl(path, { purpose: "download", runId: this.run.id }), download: "" }).click();
+      } catch (err) {
+        link.after(el("span", { class: "notice notice-error", role: "alert" }, ` Could not download: ${err.message}`));
+      }
+    } }, "download");
+    return link;
   }
 }

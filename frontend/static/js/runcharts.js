@@ -1,16 +1,16 @@
-// What the run page plots: one declaration per chart (see charts.js). Built from the metric names
-// module and the phase colour map, so no name or colour is typed twice.
+// What the run page plots: one declaration per chart (see charts.js), and last a chart of every
+// metric no other chart draws, so whatever the engine emits can be drawn. Built from the contract
+// and the phase colour map, so no name or colour is typed twice.
 
 import { LiveChart, LiveHeatmap } from "./charts.js";
-import { metricLabel } from "./metrics.js";
+import { metricAxis, metricLabel } from "./contract.js";
 import { phaseColor, phaseLabel } from "./phases.js";
+import { clear, el } from "./ui.js";
 
-const PERCENT_AXIS = { tickformat: ".0%", range: [-0.02, 1.02] };
-const BYTES_AXIS = { tickformat: ".3s", ticksuffix: "B", rangemode: "tozero" };
 const TIME_COLORS = ["#4c78a8", "#f2b701", "#e45756", "#bab0ac"];
 
 function sumOf(names) {
-  return (row) => {
+  const sum = (row) => {
     let total = 0;
     for (const n of names) {
       if (typeof row[n] !== "number") return undefined;
@@ -18,6 +18,8 @@ function sumOf(names) {
     }
     return total;
   };
+  sum.metrics = names;
+  return sum;
 }
 
 /** One trace per phase for a per-phase family ("score", "keep", "kept"), in the phase colours. */
@@ -26,15 +28,70 @@ function phaseTraces(M, family, { line = {}, ...props } = {}) {
     ...props,
     name: phaseLabel(phase),
     legendgroup: phase, // a phase's traces in one chart hide and show together
-    value: M[family](phase),
-    line: { ...line, color: phaseColor(phase, i) },
-    ...(props.stackgroup ? { fillcolor: phaseColor(phase, i) } : {}),
+    value: M.metric(family, phase),
+    line: { ...line, color: phaseColor(i) },
+    ...(props.stackgroup ? { fillcolor: phaseColor(i) } : {}),
   }));
 }
 
 /**
- * [{id, title, help, wide, make(node) -> chart}] in page order. `names` lists every metric the
- * charts read (the /metrics request asks for exactly these).
+ * Every metric the run logged that none of `charts` draws (e.g. a metric the engine added after
+ * these charts were written), one at a time: pick it from a list that grows as names arrive.
+ */
+export class OtherMetricsChart {
+  constructor(node, charts) {
+    this.node = node;
+    this.drawn = new Set(charts.flatMap((chart) => chart.metrics()));
+    this.picker = el("select", { id: "other-metric", "aria-label": "metric" });
+    this.picker.addEventListener("change", () => this.show(this.picker.value));
+    node.before(el("div", { class: "field inline-field" }, el("label", { for: "other-metric" }, "metric"), this.picker));
+    this.options = [];
+    this.chart = null;
+    this.store = null;
+  }
+
+  metrics() {
+    return this.options;
+  }
+
+  /** Offer every name of `store` no other chart draws; keep the chosen one. */
+  syncOptions(store) {
+    const names = [...store.names].filter((name) => !this.drawn.has(name)).sort();
+    if (names.length === this.options.length) return;
+    this.options = names;
+    const chosen = this.picker.value || names[0];
+    clear(this.picker).append(...names.map((name) => el("option", { value: name }, name)));
+    if (chosen) this.picker.value = chosen;
+  }
+
+  /** Draw `name` from the store last rendered. */
+  show(name) {
+    this.chart = new LiveChart(this.node, {
+      emptyText: "no other metric logged yet",
+      layout: { yaxis: { title: { text: name ? metricLabel(name) : "" }, ...(name ? metricAxis(name) : {}) } },
+      traces: name ? [{ name, value: name, line: { color: "#555" } }] : [],
+    });
+    this.chart.render(this.store);
+  }
+
+  render(store) {
+    this.store = store;
+    this.syncOptions(store);
+    this.show(this.picker.value);
+  }
+
+  update(store) {
+    this.store = store;
+    const before = this.options.length;
+    this.syncOptions(store);
+    if (!before && this.options.length) this.show(this.picker.value);
+    else this.chart.update(store);
+  }
+}
+
+/**
+ * [{id, title, help, wide, make(node, chartsAbove) -> chart}] in page order; the run page draws
+ * them from every metric the run has logged.
  */
 export function runCharts(M) {
   const charts = [
@@ -43,7 +100,7 @@ export function runCharts(M) {
       title: "Success rate",
       help: "training rollouts and held-out evaluation",
       make: (node) => new LiveChart(node, {
-        layout: { yaxis: PERCENT_AXIS },
+        layout: { yaxis: metricAxis(M.ROLLOUT_SUCCESS) },
         traces: [
           { name: "train (rollouts)", value: M.ROLLOUT_SUCCESS, line: { color: "#1f77b4" } },
           { name: "eval", value: M.EVAL_SUCCESS, mode: "lines+markers", line: { color: "#2ca02c", width: 3 } },
@@ -76,7 +133,7 @@ export function runCharts(M) {
         layout: { yaxis: { title: { text: "C_c" } } },
         traces: [
           ...phaseTraces(M, "score", { mode: "lines+markers", marker: { size: 4 } }),
-          ...phaseTraces(M, "scoreNull", { line: { dash: "dot", width: 1 }, showlegend: false })
+          ...phaseTraces(M, "score_null", { line: { dash: "dot", width: 1 }, showlegend: false })
             .map((trace) => ({ ...trace, name: `${trace.name} (shuffled)` })),
         ],
       }),
@@ -95,7 +152,7 @@ export function runCharts(M) {
       title: "Keep weight p_c, phase × step",
       help: "brighter = more of the phase's chunks get gradients",
       make: (node) => new LiveHeatmap(node, {
-        rows: M.phases.map((phase) => ({ label: phaseLabel(phase), value: M.keep(phase) })),
+        rows: M.phases.map((phase) => ({ label: phaseLabel(phase), value: M.metric("keep", phase) })),
         zmin: 0,
         zmax: 1,
         colorbarTitle: "p_c",
@@ -106,7 +163,7 @@ export function runCharts(M) {
       title: "Kept fraction",
       help: "share of chunks that reach the actor's forward pass",
       make: (node) => new LiveChart(node, {
-        layout: { yaxis: PERCENT_AXIS },
+        layout: { yaxis: metricAxis(M.PCM_KEPT_FRACTION) },
         traces: [{ name: "kept fraction", value: M.PCM_KEPT_FRACTION, line: { color: "#9467bd" } }],
       }),
     },
@@ -130,8 +187,8 @@ export function runCharts(M) {
       help: "activations saved for backward (left) and peak RSS (right)",
       make: (node) => new LiveChart(node, {
         layout: {
-          yaxis: { ...BYTES_AXIS, title: { text: "activations" } },
-          yaxis2: { ...BYTES_AXIS, overlaying: "y", side: "right", title: { text: "peak RSS" }, showgrid: false },
+          yaxis: { ...metricAxis(M.MEM_ACTIVATION), title: { text: "activations" } },
+          yaxis2: { ...metricAxis(M.MEM_PEAK_RSS), overlaying: "y", side: "right", title: { text: "peak RSS" }, showgrid: false },
           margin: { r: 64 },
         },
         traces: [
@@ -166,12 +223,12 @@ export function runCharts(M) {
       },
     },
   ];
-  const names = [
-    M.ROLLOUT_SUCCESS, M.EVAL_SUCCESS, M.PCM_KEPT_FRACTION,
-    ...M.perPhase("score"), ...M.perPhase("scoreNull"), ...M.perPhase("keep"), ...M.perPhase("kept"), ...M.perPhase("available"),
-    M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER, M.TIME_STEP,
-    M.MEM_ACTIVATION, M.MEM_PEAK_RSS,
-    M.TRAIN_POLICY_LOSS, M.TRAIN_CLIP_FRACTION, M.TRAIN_ENTROPY, M.TRAIN_GRAD_NORM,
-  ];
-  return { charts, names };
+  charts.push({
+    id: "chart-other",
+    title: "Every other metric",
+    help: "any metric the run logged that no chart above draws",
+    wide: true,
+    make: (node, chartsAbove) => new OtherMetricsChart(node, chartsAbove),
+  });
+  return charts;
 }

@@ -4,20 +4,18 @@
 import { api, ensureSession } from "./api.js";
 import { fmtAgo, fmtPct, fmtSeconds } from "./format.js";
 import { mountLaunchForm } from "./launch.js";
-import { loadMetrics } from "./metrics.js";
-import { clear, el, isActive, mountNav, notice, poll, progressBar, readQuery, statusBadge, writeQuery } from "./ui.js";
+import { loadContract } from "./contract.js";
+import { clear, el, mountNav, notice, poll, progressBar, readQuery, statusBadge, waitingNote, writeQuery } from "./ui.js";
 
 const PAGE_SIZE = 50;
 const FAST_REFRESH_MS = 2500; // while something is queued or running
 const SLOW_REFRESH_MS = 15000; // otherwise, to pick up runs launched elsewhere
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "stale"];
-const SELECTORS = ["full", "pcm", "uniform", "top_phase"];
 const FILTERS = ["q", "status", "selector", "env", "owner", "lab"];
 
 /** Columns: key, header, how to render a run, and the server sort key if sortable. */
 function columns(M, labNames) {
   return [
-    { key: "status", title: "status", sort: "status", cell: (r) => statusBadge(r.status) },
+    { key: "status", title: "status", sort: "status", cell: (r) => [statusBadge(r.status), waitingNote(r)] },
     { key: "name", title: "name", sort: "name", cell: (r) => el("a", { href: `/runs/${r.id}` }, r.name) },
     { key: "selector", title: "selector", cell: (r) => el("code", {}, r.selector) },
     { key: "env", title: "env", cell: (r) => r.env_name },
@@ -35,7 +33,7 @@ function columns(M, labNames) {
 export async function mountRunsPage() {
   await ensureSession();
   mountNav();
-  const M = await loadMetrics();
+  const M = await loadContract();
   const labs = await api("/api/labs").catch(() => []);
   const labNames = new Map(labs.map((l) => [l.id, l.name]));
   const cols = columns(M, labNames);
@@ -49,7 +47,7 @@ export async function mountRunsPage() {
   const message = document.getElementById("runs-message");
   const compareButton = document.getElementById("compare-selected");
   const pager = document.getElementById("runs-pager");
-  buildFilters(document.getElementById("runs-filters"), state, labs, () => {
+  buildFilters(document.getElementById("runs-filters"), M, state, labs, () => {
     state.offset = 0;
     refresh();
   });
@@ -141,7 +139,7 @@ export async function mountRunsPage() {
   // Poll fast while something is active, slowly otherwise (new runs from other people).
   let lastFast = 0;
   poll(async () => {
-    const fast = runs.some((r) => isActive(r.status));
+    const fast = runs.some((r) => M.isActive(r.status));
     if (fast || Date.now() - lastFast > SLOW_REFRESH_MS) {
       lastFast = Date.now();
       await refresh();
@@ -149,7 +147,7 @@ export async function mountRunsPage() {
   }, FAST_REFRESH_MS);
 }
 
-function buildFilters(form, state, labs, onChange) {
+function buildFilters(form, M, state, labs, onChange) {
   const select = (id, label, options, key) => {
     const s = el("select", { id, name: key }, el("option", { value: "" }, "any"),
       ...options.map(([value, text]) => el("option", { value }, text)));
@@ -174,8 +172,8 @@ function buildFilters(form, state, labs, onChange) {
   };
   clear(form).append(
     text("filter-q", "search names", "q", "search"),
-    select("filter-status", "status", STATUSES.map((s) => [s, s]), "status"),
-    select("filter-selector", "selector", SELECTORS.map((s) => [s, s]), "selector"),
+    select("filter-status", "status", M.statuses.all.map((s) => [s, s]), "status"),
+    select("filter-selector", "selector", M.selectors.names.map((s) => [s, s]), "selector"),
     text("filter-env", "env", "env"),
     text("filter-owner", "owner", "owner"),
     select("filter-lab", "lab", labs.map((l) => [String(l.id), l.name]), "lab"),

@@ -1,6 +1,7 @@
 // Small DOM helpers and the page chrome (top navigation, status badges, notices).
 
 import { api, getToken, health, setToken } from "./api.js";
+import { fmtDate } from "./format.js";
 
 /**
  * el("a", {href: "/x", class: "btn"}, "text", child) -> HTMLElement.
@@ -35,15 +36,16 @@ export function clear(node) {
   return node;
 }
 
-export const ACTIVE_STATUSES = ["queued", "running"];
-export const FINAL_STATUSES = ["succeeded", "failed", "cancelled"];
-
-export function isActive(status) {
-  return ACTIVE_STATUSES.includes(status);
-}
-
 export function statusBadge(status) {
   return el("span", { class: `status status-${status}`, "data-status": status }, status);
+}
+
+/** "waiting for a worker since …" for a run the server says no worker has claimed in time; else null. */
+export function waitingNote(run) {
+  const since = run.waiting_for_worker_since;
+  if (!since) return null;
+  return el("span", { class: "waiting-note", "data-waiting-since": since },
+    "waiting for a worker since ", el("time", { datetime: since }, fmtDate(since)));
 }
 
 export function progressBar(done, total) {

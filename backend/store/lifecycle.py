@@ -4,6 +4,7 @@ is a single conditional UPDATE and leaves a `status` event for the live stream.
     queued -> running -> succeeded | failed | cancelled
     running -> stale   (heartbeat older than `stale_after_s`)
     stale | failed | cancelled -> queued   (requeue: resume from the newest checkpoint)
+    queued -> queued   (requeue, once no worker has claimed it for `queue_wait_warning_s`)
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from backend.models import Run, RunEvent, utcnow
+from backend.store.models import Run, RunEvent, as_utc, utcnow
 
 REQUEUEABLE = ("stale", "failed", "cancelled")
+CANCELLABLE = ("queued", "running", "stale")
+"""`request_cancel` ends a queued or stale run at once and asks a running one to stop."""
 
 
 def record_event(
@@ -115,9 +118,11 @@ def request_cancel(session: Session, run_id: int) -> str | None:
     return None
 
 
-def requeue(session: Session, run_id: int) -> bool:
-    """stale | failed | cancelled -> queued; the caller then sends the task again."""
-    return _transition(
+def requeue(session: Session, run_id: int, queue_wait_warning_s: float) -> bool:
+    """stale | failed | cancelled -> queued, or a queued run no worker has claimed for
+    `queue_wait_warning_s` (its message lost, or no worker reads its queue) queued anew; the
+    caller then sends the task again. Should both messages arrive, `claim_run` lets one train."""
+    if _transition(
         session,
         run_id,
         REQUEUEABLE,
@@ -127,7 +132,34 @@ def requeue(session: Session, run_id: int) -> bool:
         finished_at=None,
         error=None,
         traceback=None,
+    ):
+        return True
+    since = queued_since(session, [run_id]).get(run_id)
+    if since is None or utcnow() - since < timedelta(seconds=queue_wait_warning_s):
+        return False
+    return _transition(session, run_id, ("queued",), "queued")
+
+
+def queued_since(session: Session, run_ids: list[int]) -> dict[int, datetime]:
+    """When each queued run among `run_ids` entered the queue: the time of its newest status
+    event (its launch or last requeue; nothing else writes one while a run is queued)."""
+    rows = session.execute(
+        select(RunEvent.run_id, func.max(RunEvent.created_at))
+        .join(Run, Run.id == RunEvent.run_id)
+        .where(RunEvent.run_id.in_(run_ids), RunEvent.kind == "status", Run.status == "queued")
+        .group_by(RunEvent.run_id)
     )
+    return {run_id: as_utc(moment) for run_id, moment in rows}
+
+
+def note_waiting_for_worker(session: Session, runs: list[Run], queue_wait_warning_s: float) -> None:
+    """Set `waiting_for_worker_since` on each of `runs` queued longer than `queue_wait_warning_s`
+    with no worker claiming it (the dashboard says so, and it may be requeued)."""
+    cutoff = utcnow() - timedelta(seconds=queue_wait_warning_s)
+    by_id = {run.id: run for run in runs}
+    for run_id, since in queued_since(session, list(by_id)).items():
+        if since <= cutoff:
+            by_id[run_id].waiting_for_worker_since = since
 
 
 def fail_queued(session: Session, run_id: int, error: str) -> bool:

@@ -1,19 +1,41 @@
-"""Reading a run's metric series and chunk records (shared by the run, compare and share routes)."""
+"""Reading a run's metric series and chunk records (for the run and compare routes). The results
+are plain dataclasses; the API serves them through its response schemas (backend/schemas.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.models import ChunkMask, Metric, RunEvent
-from backend.schemas import ChunksOut, MetricsOut
+from backend.store.models import ChunkMask, Metric, RunEvent
 from pcm_engine.metrics import ChunkRecord
 
 T = TypeVar("T")
+Points = list[tuple[int, float]]
+
+
+@dataclass
+class MetricSeries:
+    """Per metric name, `[(step, value), ...]` and `[(step, seconds since the run's first logged
+    metric), ...]`; the highest step among the selected names; and the event id after which the
+    run's live stream continues these series."""
+
+    series: dict[str, Points]
+    wall_time: dict[str, Points]
+    last_step: int | None
+    last_event_id: int
+
+
+@dataclass
+class ChunkSteps:
+    """The chunk records of one step, and every step that has any."""
+
+    step: int | None
+    steps: list[int]
+    records: list[ChunkRecord]
 
 
 def downsample(points: Sequence[T], max_points: int) -> list[T]:
@@ -65,7 +87,7 @@ def read_metrics(
     names: list[str] | None,
     since_step: int | None,
     max_points: int,
-) -> MetricsOut:
+) -> MetricSeries:
     """Series of `names` (all of the run's when None), only steps > `since_step`, each
     downsampled to `max_points`. Wall times are seconds since the run's first logged metric."""
     cursor = stream_cursor(session, run_id)
@@ -80,16 +102,16 @@ def read_metrics(
     rows: dict[str, list[tuple[int, float, float]]] = {name: [] for name in names or ()}
     for name, step, value, wall in session.execute(query.order_by(Metric.name, Metric.step)):
         rows.setdefault(name, []).append((step, value, wall))
-    series: dict[str, list[tuple[int, float]]] = {}
-    wall_time: dict[str, list[tuple[int, float]]] = {}
+    series: dict[str, Points] = {}
+    wall_time: dict[str, Points] = {}
     for name, points in rows.items():
         kept = downsample(points, max_points)
         series[name] = [(step, value) for step, value, _ in kept]
         wall_time[name] = [(step, round(wall - start, 3)) for step, _, wall in kept]
-    return MetricsOut(series=series, wall_time=wall_time, last_step=last_step, last_event_id=cursor)
+    return MetricSeries(series=series, wall_time=wall_time, last_step=last_step, last_event_id=cursor)
 
 
-def read_chunks(session: Session, run_id: int, step: int | None) -> ChunksOut:
+def read_chunks(session: Session, run_id: int, step: int | None) -> ChunkSteps:
     """The chunk records of one step (default: the latest step that has any)."""
     steps = list(
         session.scalars(
@@ -107,4 +129,18 @@ def read_chunks(session: Session, run_id: int, step: int | None) -> ChunksOut:
         )
         names = [f.name for f in fields(ChunkRecord)]
         records = [ChunkRecord(**{name: getattr(row, name) for name in names}) for row in rows]
-    return ChunksOut(step=step, steps=steps, records=records)
+    return ChunkSteps(step=step, steps=steps, records=records)
+
+
+def read_rows(session: Session, run_id: int, names: Sequence[str]) -> list[dict]:
+    """The full series of `names` (never downsampled), one `{"step": s, name: value, ...}` per
+    step in step order: the rows that `pcm_engine.analysis` reduces."""
+    rows: dict[int, dict] = {}
+    query = (
+        select(Metric.step, Metric.name, Metric.value)
+        .where(Metric.run_id == run_id, Metric.name.in_(names))
+        .order_by(Metric.step)
+    )
+    for step, name, value in session.execute(query):
+        rows.setdefault(step, {"step": step})[name] = value
+    return list(rows.values())

@@ -1,9 +1,9 @@
-"""Alembic environment: runs on the connection `backend.db.migrate` hands over."""
+"""Alembic environment: runs on the connection `backend.store.db.migrate` hands over."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from backend.models import Base
+from backend.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

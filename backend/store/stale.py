@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from backend import lifecycle, wakeup
-from backend.db import session_scope
-from backend.settings import Settings
+from backend.store import lifecycle, wakeup
+from backend.store.db import session_scope
+from backend.store.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""`pcm` console entry: the engine's commands (sft, train, eval, demo, presets; pcm_engine/cli.py)
-plus the service's:
+"""`pcm` console entry, above every layer: the engine's commands (sft, train, eval, demo, presets;
+pcm_engine/cli.py) plus the service's, which start the API (backend) and the workers (worker):
 
     pcm up                      the embedded profile: API + worker(s) + SQLite, one command
     pcm api                     the API alone (uvicorn)
@@ -29,7 +29,7 @@ SERVICE_ENV = {"host": "PCM_HOST", "port": "PCM_PORT", "data_dir": "PCM_DATA_DIR
 def _settings(args: argparse.Namespace):
     """Settings with the command-line options applied; they are also put into this process's
     environment, so the app factory and child processes read the same values."""
-    from backend.settings import get_settings
+    from backend.store.settings import get_settings
 
     for option, variable in SERVICE_ENV.items():
         value = getattr(args, option, None)
@@ -40,7 +40,7 @@ def _settings(args: argparse.Namespace):
 
 
 def _migrate(settings) -> None:
-    from backend.db import migrate
+    from backend.store.db import migrate
 
     migrate(settings.resolved_database_url)
 
@@ -149,16 +149,18 @@ class Supervisor:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from backend.store.redact import masked
+
     settings = _settings(args)
     settings.check_safe_to_serve()
     _migrate(settings)  # once, before the children start, so they never race to create tables
-    me = [sys.executable, "-m", "backend.cli"]
+    me = [sys.executable, "-m", "pcm_lab.cli"]
     commands = {"api": [*me, "api"]}
     for i in range(1, args.workers + 1):
         commands[f"worker{i}"] = [*me, "worker", "--name", f"worker{i}-{os.getpid()}@%h"]
     supervisor = Supervisor(commands)
     supervisor.start()
-    profile = "embedded" if settings.embedded else "broker " + settings.resolved_broker_url
+    profile = "embedded" if settings.embedded else "broker " + masked(settings.resolved_broker_url)
     print(
         f"PCM Lab: dashboard at {_url(settings)} ({profile}; data in {settings.data_dir}; "
         f"{args.workers} worker(s)). Ctrl-C stops.",
@@ -173,9 +175,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from backend.auth import hash_password
-    from backend.db import session_scope
-    from backend.models import ROLES, Lab, Membership, User
+    from backend.store.credentials import set_password
+    from backend.store.db import session_scope
+    from backend.store.models import ROLES, Lab, Membership, User
 
     if args.role not in ROLES:
         print(f"error: --role must be one of {', '.join(ROLES)}", file=sys.stderr)
@@ -188,7 +190,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         if user is None:
             user = User(username=args.name)
             session.add(user)
-        user.password_hash = hash_password(args.password)
+        set_password(session, user, args.password)  # a reset revokes the user's tokens
         user.is_admin = user.is_admin or args.admin
         session.flush()
         result = {"user": user.username, "id": user.id, "created": created, "admin": user.is_admin}

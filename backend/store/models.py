@@ -1,6 +1,6 @@
 """The run database (SQLAlchemy 2). The API reads and writes it; workers write runs, metrics,
-chunk records, artifacts, events and heart-beats. Alembic migrations in backend/migrations
-create it; `backend.db.migrate` applies them on start."""
+chunk records, artifacts, events and heart-beats. Alembic migrations in backend/store/migrations
+create it; `backend.store.db.migrate` applies them on start."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 VISIBILITIES = ("private", "lab", "public")
 ROLES = ("owner", "member", "viewer")
+TICKET_PURPOSES = ("events", "download")
 
 
 def utcnow() -> datetime:
@@ -120,6 +121,8 @@ class Run(Base):
     heartbeat_at: Mapped[datetime | None]
     owner: Mapped[User] = relationship()
     lab: Mapped[Lab | None] = relationship()
+    # Not stored: set by lifecycle.note_waiting_for_worker on the runs an answer shows.
+    waiting_for_worker_since = None
 
 
 class Metric(Base):
@@ -198,3 +201,22 @@ class ShareLink(Base):
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class Ticket(Base):
+    """A single-use credential for one request that cannot send headers (an EventSource, a
+    download link): one purpose, one run, a lifetime of seconds. Only its SHA-256 is stored. It
+    carries the grant it was made under (the login/API token or the share link), so revoking
+    that revokes what the ticket opened."""
+
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # one of TICKET_PURPOSES
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    api_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    share_link_id: Mapped[int | None] = mapped_column(ForeignKey("share_links.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
