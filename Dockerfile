@@ -16,8 +16,17 @@ WORKDIR /app
 ARG TORCH_INDEX_URL=
 RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
 
-COPY . .
-RUN pip install -e '.[service]'
+# The dependencies, in a layer that only changes with pyproject.toml: its `dependencies` and the
+# `service` extra, read from the file alone (the torch installed above satisfies its pin).
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['service']))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+
+# Then the source, installed as a plain (non-editable) package: presets and dashboard files are
+# package data, so an edit here reinstalls only pcm-lab itself.
+COPY . /app/src
+RUN pip install --no-deps /app/src && rm -rf /app/src
 
 RUN useradd --create-home --uid 1000 pcm && mkdir -p /data && chown pcm /data
 USER pcm
