@@ -4,8 +4,9 @@ Trains GRPO (`pcm.selector: full`) and PCM (the config's selector and budget) fr
 `--steps` steps each, once with `train.overlap_rollouts: false` and once with `true`: four runs
 that differ only in those two knobs, the same seed (so the same task schedule), one after the
 other in a rotating order for `--rounds` rounds, so machine noise hits all four alike. Eval and
-checkpoints are off; each run's first step is not counted (start-up, and an overlapped run has
-nothing rolled out ahead yet).
+checkpoints are off (a run stops one step short of `train.steps`, so the final eval never comes);
+each run's first step is not counted (start-up, and an overlapped run has nothing rolled out
+ahead yet).
 
 For each run it reports the mean step time and its split (the rollout the step waited for,
 select, update, other), the rollout time hidden behind the previous update and its fraction
@@ -65,7 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_configs(args: argparse.Namespace) -> dict[str, RunConfig]:
     """The four runs: {GRPO, PCM} x {sequential, overlapped}, otherwise the same config."""
     overrides = parse_set_arguments(args.overrides)
-    overrides.update({"eval.every": 0, "train.checkpoint_every": 0, "train.steps": args.steps})
+    # one step more than is run: no run reaches its last step, whose eval would land in its time
+    overrides.update({"eval.every": 0, "train.checkpoint_every": 0, "train.steps": args.steps + 1})
     overrides["train.torch_threads"] = args.threads
     base = RunConfig.load(resolve_preset(args.config), overrides)
     if args.start:
@@ -87,7 +89,7 @@ def time_run(config: RunConfig) -> list[dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="step-split-") as run_dir:
         trainer = Trainer(config, run_dir, NullSink(), resume=False)
         try:
-            return [trainer.step() for _ in range(config.train.steps)][1:]
+            return [trainer.step() for _ in range(config.train.steps - 1)][1:]
         finally:
             trainer.close()
 
