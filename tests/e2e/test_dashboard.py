@@ -224,6 +224,31 @@ def test_failed_run_shows_its_traceback_and_a_clone_fixes_it(stack, open_context
     assert "e2e-fixed" in page.inner_text("#run-info h1")
 
 
+def test_a_run_launched_from_the_form_can_start_from_another_runs_policy(stack, open_context, console):
+    console.allow("status of 422")  # the first try names a run nobody may read, on purpose
+    with stack.client() as client:
+        source = stack.create_run(client, "e2e-source")
+        stack.wait_status(client, source["id"], ("succeeded",))
+    page = open_context().new_page()
+    open_launch_form(page, stack.base_url)
+    page.fill("#f-name", "e2e-started")
+    page.click("#launch-form details:has(#launch-overrides) > summary")
+    page.fill("#launch-overrides", override_lines({**FAST_RUN, "train.steps": 1}))
+    page.fill("#launch-start-run", "999999")
+    page.click("#launch-submit")
+    page.wait_for_function("() => document.getElementById('launch-start-err').textContent.length > 0")
+    assert "999999" in page.inner_text("#launch-start-err") and "/runs/" not in page.url
+
+    page.fill("#launch-start-run", str(source["id"]))
+    page.click("#launch-submit")
+    page.wait_for_url(re.compile(r"/runs/\d+$"))
+    started = int(page.url.rsplit("/", 1)[1])
+    wait_status(page, "succeeded")
+    with stack.client() as client:
+        config = client.get(f"/api/runs/{started}").json()["config"]
+    assert config["policy"]["pretrained"].endswith(f"{source['id']}/policy")
+
+
 def test_launch_form_puts_server_errors_next_to_the_field(stack, open_context, console):
     console.allow("status of 422")  # the rejected POST, on purpose
     page = open_context().new_page()

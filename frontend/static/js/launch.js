@@ -40,6 +40,10 @@ export async function mountLaunchForm(container) {
   const extra = el("textarea", { id: "launch-overrides", rows: 4, spellcheck: "false",
     placeholder: "pcm.budget=4\ntrain.steps=20", "aria-describedby": "launch-overrides-help launch-overrides-err" });
   const extraError = el("span", { class: "field-error", role: "alert", id: "launch-overrides-err" });
+  // A run starts from a policy by reference (the server resolves it, never a path from here).
+  const startRun = el("input", { id: "launch-start-run", type: "number", min: 1, step: 1, inputmode: "numeric",
+    placeholder: "run id", "aria-describedby": "launch-start-help launch-start-err" });
+  const startError = el("span", { class: "field-error", role: "alert", id: "launch-start-err" });
   const formError = el("div", { class: "form-error", role: "alert", id: "launch-error" });
   const submit = el("button", { type: "submit", class: "btn btn-primary", id: "launch-submit" }, "Launch run");
   const pair = el("button", { type: "button", class: "btn", id: "launch-pair",
@@ -50,7 +54,10 @@ export async function mountLaunchForm(container) {
       el("div", { class: "field" }, el("label", { for: "launch-preset" }, "preset"), presetSelect,
         el("small", { class: "help" }, "fills the form; your edits are sent as overrides"), presetError),
       el("div", { class: "field" }, el("label", { for: "launch-lab" }, "lab"), labSelect),
-      el("div", { class: "field" }, el("label", { for: "launch-visibility" }, "visibility"), visibility)),
+      el("div", { class: "field" }, el("label", { for: "launch-visibility" }, "visibility"), visibility),
+      el("div", { class: "field" }, el("label", { for: "launch-start-run" }, "start from run"), startRun,
+        el("small", { class: "help", id: "launch-start-help" }, "its exported policy; empty: the config's own start"),
+        startError)),
     formError,
     form.node,
     el("details", { class: "section-toggle" }, el("summary", {}, "extra overrides"),
@@ -80,11 +87,12 @@ export async function mountLaunchForm(container) {
 
   const clearErrors = () => {
     form.clearErrors();
-    for (const e of [formError, presetError, extraError]) e.textContent = "";
+    for (const e of [formError, presetError, extraError, startError]) e.textContent = "";
   };
 
   const showProblem = (path, message, extraKeys) => {
     if (path === "preset") presetError.textContent = message;
+    else if (path.startsWith("start_from")) startError.textContent = message;
     else if (path && form.showError(path, message)) return;
     else if (path && extraKeys.includes(path)) {
       extraError.textContent = `${path}: ${message}`;
@@ -113,6 +121,7 @@ export async function mountLaunchForm(container) {
       name,
       visibility: visibility.value,
       ...(labSelect.value ? { lab_id: Number(labSelect.value) } : {}),
+      ...(startRun.value ? { start_from: { run: Number(startRun.value) } } : {}),
     };
     // A preset plus overrides can change values but not drop keys: after switching a section to
     // another variant (env: tabletop -> libero) the preset's old keys would not fit, so send the
