@@ -20,7 +20,10 @@ INT64_MAX = 2**63 - 1
 Visibility = Literal["private", "lab", "public"]
 Role = Literal["owner", "member", "viewer"]
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "stale"]
-Points = list[tuple[int, float]]
+Point = Annotated[list[int | float], Field(min_length=2, max_length=2)]
+"""`[step, value]`. Not a tuple: a tuple's schema (`prefixItems`) is one that schemathesis's
+response check misreads as OpenAPI 3.0's `items: [...]` and refuses."""
+Points = list[Point]
 """A series: `[[step, value], ...]` in step order."""
 
 
