@@ -331,16 +331,18 @@ def test_login_lab_tokens_and_a_logged_out_share_link(stack, auth_stack, open_co
     row.get_by_role("button", name="revoke token e2e script").click()
     page.wait_for_function("() => !document.getElementById('tokens-table').innerText.includes('e2e script')")
 
-    # a live run's stream, logged in: it opens with a ticket (a queued run behind a longer one)
+    # a live run's stream, logged in: it opens with a ticket (a run far too long to end by itself
+    # first, cancelled once its page is streaming)
     token = page.evaluate("localStorage.getItem('pcm.token')")
     with auth_stack.client() as client:
         client.headers["Authorization"] = f"Bearer {token}"
-        auth_stack.create_run(client, "e2e-auth-first", **{"train.steps": 12})
-        live = auth_stack.create_run(client, "e2e-auth-live")
-    page.goto(f"{base}/runs/{live['id']}")
-    wait_status(page, "succeeded")
-    wait_points(page, "chart-success", 0)
-    assert [u for u in urls if "/events?" in u and "ticket=" in u], "the live stream took no ticket"
+        live = auth_stack.create_run(client, "e2e-auth-live", **{"train.steps": 1000})
+        with page.expect_request(
+            lambda request: "/events?" in request.url and "ticket=" in request.url, timeout=LIVE_TIMEOUT_MS
+        ):
+            page.goto(f"{base}/runs/{live['id']}")
+        assert client.post(f"/api/runs/{live['id']}/cancel").status_code == 200
+    wait_status(page, "cancelled")
 
     # a download: the link swaps in a ticket when clicked
     page.goto(f"{base}/runs/{run_id}")
