@@ -2,10 +2,11 @@
 
 Seeing: a private run only its owner; a lab run every member of its lab (any role); a public run
 every signed-in user; admins everything. A run the caller may not see is a 404, never a 403, so
-its existence does not leak. Changing (cancel, requeue, share) and launching into a lab need the
-role owner or member in that lab (or owning the run); viewers get a 403. Copying a run out of
-its lab (a clone into another lab, or made public) needs the same right to change it. The whole
-table is in docs/architecture.md, "Who may do what".
+its existence does not leak. Changing (cancel, requeue, share, tags and notes, recording a running
+run's next step) and launching into a lab need the role owner or member in that lab (or owning
+the run); viewers get a 403. Copying a run out of its lab (a clone into another lab, or made
+public) needs the same right to change it. The whole table is in docs/architecture.md,
+"Who may do what".
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import HTTPException, status
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
-from backend.store.models import Artifact, Lab, Membership, Run, User
+from backend.store.models import Artifact, Lab, Membership, Run, Sweep, User
 
 WRITE_ROLES = ("owner", "member")
 
@@ -27,15 +28,15 @@ def lab_role(session: Session, user: User, lab_id: int | None) -> str | None:
     )
 
 
-def visible_runs(user: User) -> ColumnElement[bool]:
-    """A WHERE clause selecting the runs `user` may see."""
+def visible_runs(user: User, model: type[Run] | type[Sweep] = Run) -> ColumnElement[bool]:
+    """A WHERE clause selecting the runs (or, with `model=Sweep`, the sweeps) `user` may see."""
     if user.is_admin:
         return true()
     my_labs = select(Membership.lab_id).where(Membership.user_id == user.id)
     return or_(
-        Run.owner_id == user.id,
-        Run.visibility == "public",
-        and_(Run.visibility == "lab", Run.lab_id.in_(my_labs)),
+        model.owner_id == user.id,
+        model.visibility == "public",
+        and_(model.visibility == "lab", model.lab_id.in_(my_labs)),
     )
 
 
@@ -64,8 +65,8 @@ def readable_artifact(session: Session, user: User, artifact_id: int) -> tuple[A
     return artifact, run
 
 
-def can_change(session: Session, user: User, run: Run) -> bool:
-    """Cancel, requeue or share: the run's owner, an owner/member of its lab, or an admin."""
+def can_change(session: Session, user: User, run: Run | Sweep) -> bool:
+    """Cancel, requeue or share: the run's (or sweep's) owner, an owner/member of its lab, or an admin."""
     return user.is_admin or run.owner_id == user.id or lab_role(session, user, run.lab_id) in WRITE_ROLES
 
 

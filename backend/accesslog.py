@@ -2,9 +2,10 @@
 
 Long-lived tokens never travel in a URL (backend/deps.py), but two secrets still do, by design: a
 ticket (`?ticket=`, single-use and seconds-long, so worthless once logged — still, a log is no
-place for it) and a share link's token, which is the page's address (`/share/<token>`, and the
-`/api/share/<token>` lookup its page makes). This filter masks both in uvicorn's access log, plus
-an `access_token=` that an old client may still send (the server ignores it).
+place for it) and a share link's token, which is the page's address (`/share/<token>`, a sweep's
+`/share/sweeps/<token>`, and the `/api/share/...` lookup its page makes). This filter masks both
+in uvicorn's access log, plus an `access_token=` that an old client may still send (the server
+ignores it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 ACCESS_LOGGER = "uvicorn.access"
 MASK = "[redacted]"
 _SECRET_PARAM = re.compile(r"([?&](?:ticket|access_token)=)[^&\s]*")
-_SHARE_TOKEN = re.compile(r"(/share/)[^/?#\s]+")
+_SHARE_TOKEN = re.compile(r"(/share/(?:sweeps/)?)[^/?#\s]+")  # a run's link, or a sweep's
 
 
 def redact(text: str) -> str:

@@ -130,13 +130,13 @@ ShareLinkId = Annotated[int, Path(ge=1, le=INT32_MAX, description="A share link 
 
 def read_access(session: Session, settings: Settings, run_id: int, secret: str | None) -> tuple[Run, Caller]:
     """Run `run_id` and who reads it, if the caller may: with a share token for exactly this run
-    (sent like any token: `Authorization: Bearer pcms_...`), or as a user who can see it. A
+    or for its sweep (sent like any token: `Authorization: Bearer pcms_...`), or as a user who can see it. A
     share token opens the run's reads and nothing else — not another run, and no route that
     needs a user. Any run the caller may not read is a 404."""
     if secret is not None and secret.startswith(SHARE_PREFIX):
         link = credentials.live_share_link(session, secret)
-        run = session.get(Run, run_id) if link is not None and link.run_id == run_id else None
-        if run is None:
+        run = session.get(Run, run_id) if link is not None else None
+        if run is None or not credentials.share_link_opens(link, run):
             raise not_found("run", run_id)
         return run, Caller(None, Grant(share_link_id=link.id))
     caller = identify(session, settings, secret)

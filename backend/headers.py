@@ -22,8 +22,10 @@ def _policy(script_src: str, style_src: str) -> str:
             "default-src 'self'",
             f"script-src {script_src}",
             f"style-src {style_src}",
-            # Plotly draws heat maps as `data:` images; the shell's favicon is `data:,`.
-            "img-src 'self' data:",
+            # Plotly draws heat maps as `data:` images; the shell's favicon is `data:,`; a chart's
+            # PNG export (Plotly.downloadImage) rasterises its SVG through a `blob:` image the
+            # page itself made.
+            "img-src 'self' data: blob:",
             "connect-src 'self'",
             "object-src 'none'",
             "base-uri 'none'",

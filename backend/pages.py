@@ -64,6 +64,16 @@ def login_page() -> Response:
     return _page("login.html", "Log in")
 
 
+@router.get("/sweeps/{sweep_id}")
+def sweep_page(sweep_id: int) -> Response:
+    return _page("sweep.html", "Sweep")
+
+
+@router.get("/share/sweeps/{token}")
+def shared_sweep_page(token: str) -> Response:
+    return _page("sweep.html", "Shared sweep")  # the sweep page mounts itself read-only on /share/ paths
+
+
 @router.get("/share/{token}")
 def share_page(token: str) -> Response:
     return _page("run.html", "Shared run")  # the run page mounts itself read-only on /share/ paths

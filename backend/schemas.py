@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from backend.store.history import TIMELINE_KINDS
 from backend.store.models import as_utc
 from pcm_engine.analysis import RunCosts
+from pcm_engine.config import SEED_MAX
 from pcm_engine.metrics import ChunkRecord
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
@@ -104,6 +106,22 @@ class RunClone(_In):
     )
 
 
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+MAX_NOTES_LENGTH = 10_000
+Tag = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_TAG_LENGTH, pattern=r"^[^\s,]+$", description="No spaces or commas."),
+]
+
+
+class RunPatch(_In):
+    """What a run's owners may edit after launch (`PATCH /api/runs/{id}`); fields left out stay."""
+
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description=f"At most {MAX_TAGS} tags.")
+    notes: str | None = Field(None, max_length=MAX_NOTES_LENGTH, description="Free text, searched by ?q=.")
+
+
 class RunPublic(_Out):
     id: int
     name: str
@@ -127,10 +145,19 @@ class RunPublic(_Out):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     heartbeat_at: UtcDatetime | None
+    tags: list[str] = Field(default_factory=list)
+    sweep_id: int | None = Field(None, description="The sweep this run is part of (GET /api/sweeps/{id}).")
     waiting_for_worker_since: UtcDatetime | None = Field(
         None,
         description="Set while the run has been queued longer than the server's "
         "queue_wait_warning_s with no worker claiming it: when it entered the queue.",
+    )
+    cloned_from_id: int | None = Field(None, description="The run this one was cloned from.")
+    start: dict[str, Any] | None = Field(
+        None,
+        description="The SFT start the run uses (policy.init: sft): its hash, state (waiting | "
+        "training | ready), reused, stage/epoch/loss/eta_s while it trains, then trained_at, "
+        "success and task_success (its eval). Null for a run without one.",
     )
 
     @model_validator(mode="before")
@@ -149,11 +176,50 @@ class RunShared(RunPublic):
     config: dict[str, Any]
 
 
+class TimelineEvent(BaseModel):
+    """One entry of a run's history (backend/store/history.py)."""
+
+    at: UtcDatetime
+    kind: Literal[TIMELINE_KINDS]  # type: ignore[valid-type]
+    detail: str
+
+
+class QueueWorker(BaseModel):
+    name: str
+    devices: str
+    busy: bool
+    current_run_id: int | None
+
+
+class QueuePlace(BaseModel):
+    position: int = Field(description="1 = the next run a free worker takes.")
+    ahead: int = Field(description="Runs queued before this one.")
+    workers: list[QueueWorker] = Field(description="The live workers that could take it, busy or idle.")
+
+
 class RunDetail(RunShared):
     """A run as its readers see it; no server paths (the run's folder is the server's business)."""
 
+    events: list[TimelineEvent] = Field(
+        default_factory=list,
+        description="The run's history, oldest first: queued, claimed, start, "
+        "checkpoints, stale, requeued, resumed, cancel requested, finished.",
+    )
+    queue: QueuePlace | None = Field(None, description="While queued: its place and who could take it.")
+
     environment: dict[str, Any] | None
     traceback: str | None
+    notes: str = ""
+    may_change: bool = Field(
+        False,
+        description="Whether the caller may change the run (cancel, requeue, share, edit, ask for "
+        "episodes): its owner, an owner or member of its lab, an admin.",
+    )
+    media_requested_at: UtcDatetime | None = Field(
+        None,
+        description="While the episodes of the run's current step are asked for "
+        "(POST /api/runs/{id}/media/requests) and not yet recorded: when they were asked for.",
+    )
 
 
 class RunsPublic(BaseModel):
@@ -193,12 +259,21 @@ class StatusContract(BaseModel):
     final: list[str]
     requeueable: list[str]
     cancellable: list[str]
+    recordable: list[str] = Field(description="Where POST /api/runs/{id}/media/requests is accepted.")
 
 
 class SelectorContract(BaseModel):
     names: list[str]
     default: str = Field(description="The selector of a config that names none.")
     baseline: str = Field(description="Plain GRPO: the run the compare page's ratios divide by.")
+
+
+class ColorContract(BaseModel):
+    """The dashboard's colours, defined once (backend/api/routes/contract.py)."""
+
+    phases: dict[str, str] = Field(description="Phase -> colour, on every chart and the chunk map.")
+    outcomes: dict[str, str] = Field(description='"success" / "failure" -> colour, unlike any phase.')
+    methods: dict[str, str] = Field(description="Selector -> colour: one colour per method in every view.")
 
 
 class ContractOut(BaseModel):
@@ -208,6 +283,7 @@ class ContractOut(BaseModel):
     phases: list[str]
     statuses: StatusContract
     selectors: SelectorContract
+    colors: ColorContract
 
 
 class ChunksOut(BaseModel):
@@ -250,6 +326,40 @@ class ArtifactOut(_Out):
     size_bytes: int
     sha256: str
     created_at: UtcDatetime
+
+
+class MediaChunkOut(BaseModel):
+    chunk: int
+    phase: str
+    kept: bool
+
+
+class MediaOut(_Out):
+    """One recorded episode of a run (`GET /api/runs/{id}/media`)."""
+
+    id: int
+    step: int
+    task: int
+    trajectory: int = Field(description="Its row in the step's rollout batch (as in the chunk records).")
+    success: bool
+    instruction: str
+    url: str = Field(description="Serves the file, with the run's read access (or a `download` ticket).")
+    content_type: str
+    frame_ms: int = Field(description="How long each chunk shows: chunk k plays from k * frame_ms.")
+    chunks: list[MediaChunkOut] = Field(description="The episode's chunks in order.")
+
+
+class MediaRequestOut(BaseModel):
+    """A request for the episodes of a running run's current step (`POST /api/runs/{id}/media/requests`):
+    `eval.record_episodes` per task, or 2 when that is 0."""
+
+    run_id: int
+    requested_at: UtcDatetime
+    step: int = Field(
+        description="The step the worker is training as asked (steps_done + 1): its episodes are "
+        "recorded when it ends (those of the step after it if the request comes as it ends), then "
+        "listed by GET /api/runs/{id}/media and announced by a `media` event on the run's stream."
+    )
 
 
 class WorkerOut(_Out):
@@ -373,7 +483,106 @@ class ShareCreated(BaseModel):
 
 class ShareLinkPublic(_Out):
     id: int
-    run_id: int
+    run_id: int | None = Field(description="The run it opens; None for a sweep's link.")
+    sweep_id: int | None = Field(None, description="The sweep it opens (with every run of it).")
     created_by: int
     created_at: UtcDatetime
     revoked_at: UtcDatetime | None
+
+
+# --- sweeps -------------------------------------------------------------------------------------
+
+SweepSeed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+Band = Annotated[list[float], Field(min_length=4, max_length=4)]
+"""`[step, mean, lo, hi]`: the mean over an arm's seeds and its 95% t-interval (lo = hi = mean
+with one seed)."""
+Interval = Annotated[list[float], Field(min_length=4, max_length=4)]
+"""`[mean, lo, hi, n]`: the mean over n seeds and its 95% t-interval."""
+
+
+def _distinct_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("a seed is listed twice")
+    return seeds
+
+
+Seeds = Annotated[list[SweepSeed], AfterValidator(_distinct_seeds)]
+
+
+class SweepCreate(_In):
+    """A grid of runs: one per grid point x seed, each launched as POST /api/runs would."""
+
+    name: str = Field("sweep", min_length=1, max_length=150, description="Its runs are named after it.")
+    preset: str | None = Field(
+        None, description="A preset name from GET /api/presets.", examples=["tabletop_pcm"]
+    )
+    config: dict[str, Any] | None = Field(None, description="A whole RunConfig instead of a preset.")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Dotted config keys, each with the values to try; every combination is an arm.",
+        examples=[{"pcm.budget": [1, 2], "pcm.selector": ["full", "pcm"]}],
+    )
+    seeds: Seeds = Field(
+        min_length=1, description="train.seed of each arm's runs (paired across arms).", examples=[[0, 1]]
+    )
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted overrides for every run.")
+    lab_id: int | None = Field(
+        None, ge=1, le=INT32_MAX, description="Default: your first lab where you are owner or member."
+    )
+    visibility: Visibility = "lab"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SweepCreate:
+        if (self.preset is None) == (self.config is None):
+            raise ValueError("give a 'preset' (see GET /api/presets) or a whole 'config', not both")
+        return self
+
+
+class SweepSeeds(_In):
+    seeds: Seeds = Field(min_length=1, description="New seeds: a run of each in every arm.")
+
+
+class SweepCreated(BaseModel):
+    id: int
+    runs: list[int] = Field(description="The new runs' ids, arm by arm, seed by seed.")
+
+
+class SweepArm(BaseModel):
+    values: dict[str, Any] = Field(description="The grid values of this arm.")
+    runs: list[int]
+    seeds: list[int] = Field(description="train.seed of each of `runs`.")
+    selector: str | None
+    series: dict[str, list[Band]] = Field(description="Per metric, [[step, mean, lo, hi], ...] over seeds.")
+    wall_clock: list[Band] = Field(
+        description="[[step, mean, lo, hi], ...] of the training seconds up to each step "
+        "(pcm_engine.analysis.training_seconds: evaluation excluded)."
+    )
+    costs: dict[str, Interval] = Field(
+        description="Per pcm_engine.analysis.RunCosts field, [mean, lo, hi, n] over seeds."
+    )
+    baseline: int | None = Field(description="Index in `arms` of the plain-GRPO arm the ratios divide by.")
+    ratios: dict[str, Interval] = Field(
+        description="Per cost ratio (pcm_engine.analysis.cost_ratios, seed by seed against the "
+        "baseline arm's run of the same seed), [mean, lo, hi, n]."
+    )
+
+
+class SweepSummary(_Out):
+    id: int
+    name: str
+    owner_id: int
+    lab_id: int | None
+    visibility: Visibility
+    preset: str | None
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    overrides: dict[str, Any]
+    created_at: UtcDatetime
+
+
+class SweepOut(SweepSummary):
+    runs: list[int]
+    run_details: list[RunPublic]
+    arms: list[SweepArm]
+    success: str = Field(description="The success metric the costs' level is measured on.")
+    level: float

@@ -232,9 +232,15 @@ def base_config(size: Size, steps: int) -> RunConfig:
 
 
 def sft_config(base: RunConfig, threads: int) -> RunConfig:
-    """The config the shared SFT start is built from: SFT_SEED fixed, because resolve_start's
-    cache key holds train.seed and every run must share one start whatever its own seed."""
-    overrides = {"policy.init": "sft", "train.seed": SFT_SEED, "train.torch_threads": threads}
+    """The config the shared SFT start is built from: seeded by `sft.seed` = SFT_SEED (the start's
+    cache key holds `sft.seed`, not `train.seed`, so every run shares it whatever its own seed;
+    `train.seed` stays SFT_SEED too, as it was when the start was seeded by it)."""
+    overrides = {
+        "policy.init": "sft",
+        "sft.seed": SFT_SEED,
+        "train.seed": SFT_SEED,
+        "train.torch_threads": threads,
+    }
     return RunConfig.from_dict(base.to_dict(), overrides)
 
 

@@ -93,6 +93,7 @@ def cmd_sft(args: argparse.Namespace) -> dict:
 def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> dict:
     from pcm_engine.checkpoint import latest_checkpoint
     from pcm_engine.metrics import FanOutSink, JsonlSink
+    from pcm_engine.tensorboard_sink import mirror_sinks
     from pcm_engine.trainer import Trainer
 
     if run_dir.exists() and not fresh:
@@ -123,7 +124,7 @@ def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> di
             on_start=lambda d: tqdm.write(f"behaviour cloning the SFT start -> {d}", file=sys.stderr),
         )
     progress = ProgressSink(total=config.train.steps, desc=config.name)
-    sink = FanOutSink(JsonlSink(run_dir), progress)
+    sink = mirror_sinks(FanOutSink(JsonlSink(run_dir), progress), config, run_dir)
     trainer = Trainer(config, run_dir, sink)
     if trainer.resume_from:
         progress.bar.update(trainer.resume_from)
@@ -293,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        from pcm_engine.config_keys import named_unknown_keys
+
+        print(f"error: {named_unknown_keys(err)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)

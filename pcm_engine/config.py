@@ -383,7 +383,12 @@ class PCMConfig(_Section):
     reweight: Literal["none", "unbiased"] = "none"
     phases: PhaseConfig = Field(default_factory=PhaseConfig)
     mask_records_trajectories: int = Field(
-        8, ge=0, le=4096, description="Trajectories per step whose chunk masks are recorded."
+        8,
+        ge=0,
+        le=4096,
+        description="Trajectories per step whose chunk masks are recorded (the heat map): at least "
+        "this many, in whole groups, groups that took part in the update first, and more groups "
+        "when needed so that a step with both successes and failures shows both.",
     )
     score: Literal["paper", "debiased"] = Field(
         "paper",
@@ -435,12 +440,27 @@ class SFTConfig(_Section):
     )
     pretrain_epochs: int = Field(6, ge=1, le=10000, description="Epochs of the pre-training stage.")
     pretrain_lr: float = Field(3e-4, gt=0, le=1, description="Learning rate of the pre-training stage.")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=SEED_MAX,
+        description="Seeds the start (demo expert noise, weights, shuffling, the start's eval) in "
+        "place of train.seed, so runs that differ only in their RL seed share one start.",
+    )
 
 
 class EvalConfig(_Section):
     every: int = Field(10, ge=0, le=100000, description="Evaluate every N steps; 0 = only at the end.")
     episodes_per_task: int = Field(10, ge=1, le=10000)
     temperature: float = Field(1.0, ge=0, le=10, description="Sampling temperature; 0 = greedy.")
+    record_episodes: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="At every eval, save this many of the step's training rollouts per task as "
+        "animated GIFs with their chunks (phase, kept) and outcome, successes and failures when "
+        "both exist (RUN/media/); 0 = off.",
+    )
 
 
 class TrainConfig(_Section):
@@ -456,6 +476,11 @@ class TrainConfig(_Section):
         "weights from before that update (a policy lag of 1, corrected by the clipped ratio on "
         "the recorded log-probs). Hides rollout time behind the update; costs one copy of the "
         "trainable weights.",
+    )
+    tensorboard: bool = Field(
+        False,
+        description="Mirror every metric to TensorBoard event files in <run dir>/tensorboard "
+        "(needs the `tensorboard` package: pip install 'pcm-lab[tensorboard]').",
     )
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pcm_engine.phases import PHASES
+
+if TYPE_CHECKING:
+    from pcm_engine.media import MediaItem
 
 # rollouts
 ROLLOUT_SUCCESS = "rollout/success_rate"
@@ -144,7 +147,11 @@ class ChunkRecord:
 
 
 class MetricSink(Protocol):
-    """Where a Trainer reports. The CLI writes JSONL; the orchestrator writes its database."""
+    """Where a Trainer reports. The CLI writes JSONL; the orchestrator writes its database.
+
+    A sink may also have `log_media(step, items: list[MediaItem])`, told about the episode media
+    recorded at a step (`pcm_engine.media`; files already written in the run folder); a sink
+    without it is simply not told (`report_media`)."""
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
 
@@ -153,8 +160,16 @@ class MetricSink(Protocol):
     def close(self) -> None: ...
 
 
+def report_media(sink: MetricSink, step: int, items: list[MediaItem]) -> None:
+    """`sink.log_media(step, items)` if the sink has that optional method."""
+    log_media = getattr(sink, "log_media", None)
+    if log_media is not None and items:
+        log_media(step, items)
+
+
 class JsonlSink:
-    """Appends `metrics.jsonl` ({"step", "name": value ...} per line) and `chunks.jsonl`."""
+    """Appends `metrics.jsonl` ({"step", "name": value ...} per line), `chunks.jsonl` and the
+    episode media index `media.jsonl` (one `MediaItem` per line)."""
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
@@ -168,6 +183,11 @@ class JsonlSink:
     def log_chunks(self, step: int, records: list[ChunkRecord]) -> None:
         for record in records:
             self._chunks.write(json.dumps({"step": step, **asdict(record)}) + "\n")
+
+    def log_media(self, step: int, items: list[MediaItem]) -> None:
+        with open(self.run_dir / "media.jsonl", "a") as index:
+            for item in items:
+                index.write(json.dumps(item.to_json()) + "\n")
 
     def close(self) -> None:
         self._metrics.close()
@@ -200,6 +220,10 @@ class FanOutSink:
     def log_chunks(self, step: int, records: list[ChunkRecord]) -> None:
         for sink in self.sinks:
             sink.log_chunks(step, records)
+
+    def log_media(self, step: int, items: list[MediaItem]) -> None:
+        for sink in self.sinks:
+            report_media(sink, step, items)
 
     def close(self) -> None:
         for sink in self.sinks:

@@ -24,13 +24,15 @@ from pcm_engine.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from pcm_engine.chunk_records import recorded_trajectories
 from pcm_engine.config import RunConfig
 from pcm_engine.device import pick_device
 from pcm_engine.envs import make_env
 from pcm_engine.evaluation import evaluate_policy
 from pcm_engine.grpo import LOSS_STATS, group_advantages, mixed_group_mask, surrogate_sums
+from pcm_engine.media import episodes_per_task, record_episodes
 from pcm_engine.memory import SavedTensorMeter, peak_rss_bytes
-from pcm_engine.metrics import ChunkRecord, MetricSink
+from pcm_engine.metrics import ChunkRecord, MetricSink, report_media
 from pcm_engine.overlap import RolloutPrefetcher
 from pcm_engine.passes import PassCap, cap_within, memory_mode_shapes, pack_rows
 from pcm_engine.pcm import (
@@ -156,6 +158,7 @@ class Trainer:
         self,
         *,
         should_stop: Callable[[], bool] | None = None,
+        should_record_media: Callable[[], bool] | None = None,
         on_checkpoint: Callable[[Path, int], None] | None = None,
     ) -> dict[str, float]:
         """Run until `train.steps`, then export the policy to `run_dir/policy` (loadable with
@@ -163,8 +166,10 @@ class Trainer:
 
         `should_stop` is asked after every step; when it answers True the trainer writes a
         checkpoint and returns early (the orchestrator's cancel and SIGTERM path), so a later
-        run of the same folder resumes exactly there. `on_checkpoint(path, step)` hears about
-        every checkpoint written."""
+        run of the same folder resumes exactly there. `should_record_media` is asked once per
+        step, after its update: True records that step's episodes even when it is no eval step
+        (someone asked for them). `on_checkpoint(path, step)` hears about every checkpoint
+        written."""
         cfg = self.config
         last: dict[str, float] = {}
         if self.step_count == 0 and cfg.eval.every > 0:
@@ -172,7 +177,7 @@ class Trainer:
         self._last_log = time.perf_counter()  # start-up and the step-0 eval are no step's time
         try:
             while self.step_count < cfg.train.steps:
-                last = self.step()
+                last = self.step(should_record_media=should_record_media)
                 every = cfg.train.checkpoint_every
                 stopping = should_stop is not None and should_stop()
                 due = (every and self.step_count % every == 0) or self.step_count == cfg.train.steps
@@ -195,8 +200,10 @@ class Trainer:
             self._prefetcher.close()
             self._prefetcher = None
 
-    def step(self) -> dict[str, float]:
+    def step(self, *, should_record_media: Callable[[], bool] | None = None) -> dict[str, float]:
         """One GRPO/PCM step; logs its metrics (and, when due, eval) before returning them.
+        Its episodes are recorded at eval steps and, asked once after the update, whenever
+        `should_record_media()` answers True (`pcm_engine.media.episodes_per_task`).
 
         With `train.overlap_rollouts` the next step's rollout runs in the background during
         this step's update (`pcm_engine.overlap`); this step's own batch was rolled out during
@@ -222,10 +229,15 @@ class Trainer:
         out[M.TIME_ROLLOUT_OVERLAP] = 0.0 if prefetched is None else hidden / max(prefetched.seconds, 1e-9)
         out[M.TRAIN_POLICY_LAG] = 0.0 if prefetched is None else 1.0
         every = cfg.eval.every
-        if (every and self.step_count % every == 0) or self.step_count == cfg.train.steps:
+        eval_step = bool(every and self.step_count % every == 0) or self.step_count == cfg.train.steps
+        requested = should_record_media is not None and should_record_media()
+        if eval_step:
             if self._prefetcher is not None:
                 self._prefetcher.wait()  # the env belongs to the rollout in flight until it ends
             out.update(self.evaluate())
+        per_task = episodes_per_task(cfg.eval.record_episodes, eval_step=eval_step, requested=requested)
+        if per_task:
+            out[M.TIME_EVAL] = out.get(M.TIME_EVAL, 0.0) + self._record_media(batch, selection, per_task)
         if torch.cuda.is_available() and self.device.type == "cuda":
             out[M.MEM_PEAK_GPU] = float(torch.cuda.max_memory_allocated(self.device))
         out[M.MEM_PEAK_RSS] = float(peak_rss_bytes())
@@ -640,10 +652,24 @@ class Trainer:
         out[M.PCM_REFRESHED] = float(sel.refreshed)
         return out
 
+    def _record_media(self, batch: ChunkBatch, sel: Selection, per_task: int) -> float:
+        """`per_task` of this step's rollouts per task as GIFs (`pcm_engine.media`), reported to
+        the sink; returns the seconds it took (counted as evaluation time, so that training
+        wall-clock leaves it out like the eval itself)."""
+        t0 = time.perf_counter()
+        items = record_episodes(self.run_dir, self.step_count, batch, sel.labels, sel.kept_rows, per_task)
+        report_media(self.sink, self.step_count, items)
+        return time.perf_counter() - t0
+
     def _chunk_records(self, batch: ChunkBatch, sel: Selection) -> list[ChunkRecord]:
         kept = set(sel.kept_rows.tolist())
+        took_part = np.zeros(batch.num_trajectories, dtype=bool)
+        took_part[batch.traj[sel.available_rows]] = True
+        chosen = recorded_trajectories(
+            batch.success, batch.group, took_part, self.config.pcm.mask_records_trajectories
+        )
         records = []
-        for t in range(min(self.config.pcm.mask_records_trajectories, batch.num_trajectories)):
+        for t in chosen:
             for row, phase in zip(batch.chunks_of(t), sel.labels[t], strict=True):
                 records.append(
                     ChunkRecord(

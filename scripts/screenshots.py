@@ -1,12 +1,14 @@
-"""Screenshots of the dashboard for the README: docs/img/run.png and docs/img/compare.png.
+"""Screenshots of the dashboard for the README: docs/img/run.png, episodes.png, compare.png and
+sweep.png.
 
-Starts a throw-away stack (API + one worker, embedded profile) unless --url points at a running
-one, launches a real GRPO-vs-PCM pair (same config and seed, pcm.selector full vs pcm), waits for
-the runs to train, and photographs the PCM run's page and the pair's comparison in headless
-Chromium at a 1400x900 viewport.
+Starts a throw-away stack (API + two workers, embedded profile) unless --url points at a running
+one, launches a real sweep of `pcm.selector` (full, pcm) x two seeds (every run the same config
+but for those, one shared SFT start), waits for the runs to train, and photographs in headless
+Chromium at a 1400x900 viewport: seed 0's PCM run page (top, and its recorded episodes), seed 0's
+GRPO-vs-PCM comparison, and the sweep page.
 
-    python scripts/screenshots.py                      # ~10 min on 2 CPU cores (SFT start, 12 steps each)
-    python scripts/screenshots.py --tiny               # seconds: the test config, for a quick look
+    python scripts/screenshots.py                      # ~15 min on 2 CPU cores (SFT start, 4 runs x 12 steps)
+    python scripts/screenshots.py --tiny               # a minute: the test config, for a quick look
     python scripts/screenshots.py --url http://127.0.0.1:8000 [--token pcm_...] [--runs 3,4]
 """
 
@@ -47,19 +49,26 @@ DEMO = {
 TINY = {**FAST_RUN, "train.steps": 30, "eval.every": 10, "pcm.budget": 2}
 
 
-def launch_pair(client: httpx.Client, name: str, overrides: dict) -> list[dict]:
-    runs = []
-    for suffix, selector in (("grpo", "full"), ("pcm", "pcm")):
-        body = {
-            "preset": PRESET,
-            "name": f"{name}-{suffix}",
-            "overrides": {**overrides, "pcm.selector": selector},
-        }
-        response = client.post("/api/runs", json=body)
-        response.raise_for_status()
-        runs.append(response.json())
-        print(f"launched run {runs[-1]['id']} {runs[-1]['name']}", flush=True)
-    return runs
+def launch_sweep(client: httpx.Client, name: str, overrides: dict) -> dict:
+    """The sweep `pcm.selector` (full, pcm) x seeds (0, 1); returns {"id", "runs"} with the runs'
+    rows (seed 0's GRPO and PCM runs first)."""
+    body = {
+        "name": f"{name}-sweep",
+        "preset": PRESET,
+        "grid": {"pcm.selector": ["full", "pcm"]},
+        "seeds": [0, 1],
+        "overrides": overrides,
+    }
+    response = client.post("/api/sweeps", json=body)
+    response.raise_for_status()
+    sweep = response.json()
+    runs = [client.get(f"/api/runs/{run_id}").json() for run_id in sweep["runs"]]
+
+    def order(run: dict) -> tuple[int, int]:
+        return run["config"]["train"]["seed"], run["selector"] != "full"
+
+    print(f"launched sweep {sweep['id']}: runs {', '.join(str(r['id']) for r in runs)}", flush=True)
+    return {"id": sweep["id"], "runs": sorted(runs, key=order)}
 
 
 def wait_done(client: httpx.Client, run_ids: list[int], timeout: float) -> list[dict]:
@@ -85,7 +94,9 @@ def success_level(client: httpx.Client, run_ids: list[int]) -> int:
     return max(1, int(min(bests) * 100)) if bests else 50
 
 
-def photograph(base_url: str, token: str | None, grpo_id: int, pcm_id: int, level: int, out: Path) -> None:
+def photograph(
+    base_url: str, token: str | None, grpo_id: int, pcm_id: int, level: int, sweep_id: int | None, out: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -102,13 +113,28 @@ def photograph(base_url: str, token: str | None, grpo_id: int, pcm_id: int, leve
         page.wait_for_selector("#chart-success .main-svg")
         time.sleep(1)  # let the last chart batch draw
         page.screenshot(path=str(out / "run.png"))
+        saved = ["run.png"]
+        player = page.locator("#media-player")
+        if player.count():
+            player.wait_for(timeout=60_000)
+            page.evaluate("document.getElementById('media-title').scrollIntoView({block: 'start'})")
+            time.sleep(2)  # a few chunks into the episode
+            page.screenshot(path=str(out / "episodes.png"))
+            saved.append("episodes.png")
         page.goto(f"{base_url}/compare?ids={grpo_id},{pcm_id}&level={level}")
         page.wait_for_selector("#bought-table tbody tr >> nth=1")
         page.wait_for_selector("#compare-step .main-svg")
         time.sleep(1)
         page.screenshot(path=str(out / "compare.png"))
+        saved.append("compare.png")
+        if sweep_id is not None:
+            page.goto(f"{base_url}/sweeps/{sweep_id}")
+            page.wait_for_selector("#sweep-eval-step .main-svg")
+            time.sleep(1)
+            page.screenshot(path=str(out / "sweep.png"))
+            saved.append("sweep.png")
         browser.close()
-    print(f"saved {out / 'run.png'} and {out / 'compare.png'}")
+    print(f"saved {', '.join(str(out / name) for name in saved)}")
 
 
 def main() -> int:
@@ -121,7 +147,9 @@ def main() -> int:
         "--tiny", action="store_true", help="the test-suite's tiny config (seconds, not minutes)"
     )
     parser.add_argument("--name", default="readme", help="run name prefix")
-    parser.add_argument("--runs", help="GRPO_ID,PCM_ID: photograph these finished runs instead of launching")
+    parser.add_argument(
+        "--runs", help="GRPO_ID,PCM_ID: photograph these runs (no sweep picture) instead of launching"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds to wait for training")
     args = parser.parse_args()
@@ -134,18 +162,22 @@ def main() -> int:
             root = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="pcm-screens-")))
             stack = cleanup.enter_context(ServiceStack(root, start_timeout=180))
             stack.start_api()
-            stack.start_worker("w1")
+            stack.start_workers("w1", "w2")
             base_url = stack.base_url
             print(f"stack up at {base_url}", flush=True)
         headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
         with httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=60) as client:
+            sweep_id = None
             if args.runs:
                 ids = [int(i) for i in args.runs.split(",")]
+                wait_done(client, ids, args.timeout)
             else:
-                ids = [run["id"] for run in launch_pair(client, args.name, TINY if args.tiny else DEMO)]
-            wait_done(client, ids, args.timeout)
+                sweep = launch_sweep(client, args.name, TINY if args.tiny else DEMO)
+                sweep_id = sweep["id"]
+                wait_done(client, [run["id"] for run in sweep["runs"]], args.timeout)
+                ids = [run["id"] for run in sweep["runs"][:2]]  # seed 0: GRPO, PCM
             level = success_level(client, ids)
-        photograph(base_url.rstrip("/"), args.token, ids[0], ids[1], level, args.out)
+        photograph(base_url.rstrip("/"), args.token, ids[0], ids[1], level, sweep_id, args.out)
     return 0
 
 

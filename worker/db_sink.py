@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from backend.store import wakeup
 from backend.store.db import session_scope
 from backend.store.lifecycle import record_event
-from backend.store.models import ChunkMask, Metric, Run
+from backend.store.models import ChunkMask, Metric, Run, RunMedia
 from backend.store.settings import Settings
 from pcm_engine import metrics as M
+from pcm_engine.media import MediaItem
 from pcm_engine.metrics import ChunkRecord
 from worker.upsert import upsert
 
@@ -118,6 +119,28 @@ class DatabaseSink:
         with self._transaction(len(rows)) as session:
             upsert(session, ChunkMask, rows, keys=("run_id", "step", "trajectory", "chunk"))
             record_event(session, self.run_id, "chunks", {"step": step, "count": len(rows)}, step=step)
+
+    def log_media(self, step: int, items: list[MediaItem]) -> None:
+        """Upsert a `run_media` row per recorded episode (its file is in the run folder already)
+        and append a `media` event."""
+        rows = [
+            {
+                "run_id": self.run_id,
+                "step": step,
+                "task": item.task,
+                "trajectory": item.trajectory,
+                "success": item.success,
+                "instruction": item.instruction[:1024],
+                "path": item.path,
+                "content_type": item.content_type,
+                "frame_ms": item.frame_ms,
+                "chunks": [asdict(chunk) for chunk in item.chunks],
+            }
+            for item in items
+        ]
+        with self._transaction(len(rows)) as session:
+            upsert(session, RunMedia, rows, keys=("run_id", "path"))
+            record_event(session, self.run_id, "media", {"step": step, "count": len(rows)}, step=step)
 
     def close(self) -> None:
         s = self.stats

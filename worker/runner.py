@@ -3,7 +3,8 @@ into the database, and record how it ended.
 
     claimed?  no  -> return (a duplicate delivery, or the run was cancelled meanwhile)
     prepare       -> environment, run_dir, config, SFT start (cached, shared)
-    train         -> DatabaseSink; checkpoints become Artifact rows; should_stop is asked per step
+    train         -> DatabaseSink; checkpoints become Artifact rows; should_stop and
+                     should_record_media (episodes asked for on the run page) are asked per step
     outcome       -> succeeded | cancelled | queued again (SIGTERM, sent back to the broker)
                      | failed (exception) | nothing (the run was taken away: stale or requeued)
 
@@ -19,11 +20,12 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 
-from backend.store import lifecycle, wakeup
+from backend.store import lifecycle, media_requests, wakeup
 from backend.store.broker import send_train_run
 from backend.store.db import session_scope
+from backend.store.history import HISTORY_KEY
 from backend.store.models import Run
 from backend.store.settings import Settings, get_settings
 from worker.heartbeat import Attachment, ensure_heartbeat
@@ -53,13 +55,18 @@ class Interrupted(Exception):
 class StopCheck:
     """The trainer's `should_stop`, asked once per step: one read of the run's row tells whether
     a cancel was requested or the run was taken away (marked stale, requeued); the heartbeat
-    thread's refusal and a worker shutdown need no read at all."""
+    thread's refusal and a worker shutdown need no read at all.
+
+    Its `media_requested` is the trainer's `should_record_media`, asked earlier in the same step
+    (after the update): that read also says whether someone asked for the step's episodes
+    (backend/store/media_requests.py), and the stop check right after reuses it."""
 
     url: str
     run_id: int
     worker_name: str
     attachment: Attachment
     reason: StopReason | None = None
+    fresh: Row | None = None  # the row `media_requested` read during this step
 
     def __call__(self) -> bool:
         if self.reason is None:
@@ -68,14 +75,27 @@ class StopCheck:
             elif self.attachment.lost.is_set():
                 self.reason = StopReason.LOST
             else:
-                self.reason = self._read_reason()
+                row, self.fresh = self.fresh or self._read_row(), None
+                self.reason = self._reason(row)
         return self.reason is not None
 
-    def _read_reason(self) -> StopReason | None:
+    def media_requested(self) -> bool:
+        """True, and the request taken, if this step's episodes were asked for."""
+        self.fresh = self._read_row()
+        if self._reason(self.fresh) is not None or self.fresh.media_requested_at is None:
+            return False
         with session_scope(self.url) as session:
-            row = session.execute(
-                select(Run.status, Run.worker, Run.cancel_requested).where(Run.id == self.run_id)
+            return media_requests.take(session, self.run_id, self.worker_name)
+
+    def _read_row(self) -> Row | None:
+        with session_scope(self.url) as session:
+            return session.execute(
+                select(Run.status, Run.worker, Run.cancel_requested, Run.media_requested_at).where(
+                    Run.id == self.run_id
+                )
             ).one_or_none()
+
+    def _reason(self, row: Row | None) -> StopReason | None:
         if row is None or row.status != "running" or row.worker != self.worker_name:
             return StopReason.LOST
         return StopReason.CANCEL if row.cancel_requested else None
@@ -100,9 +120,17 @@ class RunExecution:
         self.url = settings.resolved_database_url
         self.run_dir = (settings.runs_dir / str(run_id)).resolve()
 
-    def event(self, message: str, **extra: object) -> None:
-        """A progress message on the run's stream (the status stays `running`)."""
+    def event(self, message: str, start: dict | None = None, **extra: object) -> None:
+        """A progress message on the run's stream (the status stays `running`); `start` also
+        replaces the run's `start` (worker/start_progress.py)."""
         with session_scope(self.url) as session:
+            if start is not None:
+                session.execute(
+                    update(Run)
+                    .where(Run.id == self.run_id)
+                    .values(start=start)
+                    .execution_options(synchronize_session=False)
+                )
             lifecycle.record_event(
                 session, self.run_id, "status", {"status": "running", "message": message, **extra}
             )
@@ -118,27 +146,36 @@ class RunExecution:
 
     def prepare(self, stop: StopCheck):
         """Record the environment and run_dir; the config to train, with its SFT start resolved."""
+        with session_scope(self.url) as session:
+            stored = session.scalar(select(Run.config).where(Run.id == self.run_id))
+        policy = stored.get("policy", {})
+        needs_start = policy.get("init") == "sft" and not policy.get("pretrained")
+        if needs_start:
+            # said before the engine loads (seconds on a busy machine): the start is this run's stage now
+            self.event("preparing the SFT start", start={"state": "preparing"})
         from pcm_engine.config import RunConfig
         from pcm_engine.sft import resolve_start
         from worker.environment import capture_environment
+        from worker.start_progress import RunStartProgress
 
+        config = RunConfig.from_dict(stored)
         with session_scope(self.url) as session:
-            run = session.get(Run, self.run_id)
-            config = RunConfig.from_dict(run.config)
             session.execute(
                 update(Run)
                 .where(Run.id == self.run_id)
                 .values(environment=capture_environment(config.train.device), run_dir=str(self.run_dir))
                 .execution_options(synchronize_session=False)
             )
-        return resolve_start(
-            config,
-            self.settings.sft_cache_dir,
-            on_start=lambda folder: self.event("preparing SFT start", folder=str(folder)),
-            on_epoch=stop.raise_if_stopping,
-        )
+        if not needs_start:
+            return config
+        progress = RunStartProgress(self.settings, self.run_id, config, stop.raise_if_stopping)
+        return resolve_start(config, self.settings.sft_cache_dir, progress=progress)
 
     def on_checkpoint(self, path: Path, step: int) -> None:
+        self.record_checkpoint(path, step)
+        self.event(f"checkpoint at step {step}", step=step, **{HISTORY_KEY: "checkpoint"})
+
+    def record_checkpoint(self, path: Path, step: int) -> None:
         from worker.artifacts import prune_missing, register_artifact
 
         with session_scope(self.url) as session:
@@ -147,22 +184,27 @@ class RunExecution:
 
     def train(self, stop: StopCheck) -> str:
         """Train to the end or until `stop`; returns the outcome status."""
+        config = self.prepare(stop)  # first: it tells the run's page what it waits for before torch loads
+        from pcm_engine.tensorboard_sink import mirror_sinks
         from pcm_engine.trainer import Trainer
         from worker.artifacts import register_artifact
         from worker.db_sink import DatabaseSink
 
-        config = self.prepare(stop)
-        sink = DatabaseSink(self.settings, self.run_id)
+        sink = mirror_sinks(DatabaseSink(self.settings, self.run_id), config, self.run_dir)
         try:
             trainer = Trainer(config, self.run_dir, sink)
             if trainer.resume_from:
                 # the newest complete checkpoint on disk, which a killed worker may have written
                 # without getting to record it
-                self.on_checkpoint(trainer.resumed_checkpoint, trainer.resume_from)
+                self.record_checkpoint(trainer.resumed_checkpoint, trainer.resume_from)
                 self.event(
-                    f"resumed from the checkpoint of step {trainer.resume_from}", step=trainer.resume_from
+                    f"resumed from the checkpoint of step {trainer.resume_from}",
+                    step=trainer.resume_from,
+                    **{HISTORY_KEY: "resumed"},
                 )
-            trainer.train(should_stop=stop, on_checkpoint=self.on_checkpoint)
+            trainer.train(
+                should_stop=stop, should_record_media=stop.media_requested, on_checkpoint=self.on_checkpoint
+            )
         finally:
             sink.close()  # every logged step is committed before the status changes
         if trainer.stopped_early:

@@ -10,10 +10,12 @@ from backend.api.routes import (
     events,
     health,
     labs,
+    media,
     metrics,
     presets,
     runs,
     share,
+    sweeps,
     tickets,
     workers,
 )
@@ -28,11 +30,13 @@ routes = (
     labs,
     runs,
     metrics,
+    media,
     events,
     compare,
     artifacts,
     workers,
     share,
+    sweeps,
 )
 for module in routes:
     api_router.include_router(module.router)

@@ -20,7 +20,7 @@ from functools import cache
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from backend.store.models import ApiToken, Run, ShareLink, Ticket, User, as_utc, utcnow
+from backend.store.models import ApiToken, Run, ShareLink, Sweep, Ticket, User, as_utc, utcnow
 
 # scrypt cost: ~16 MiB and a few tens of milliseconds per hash (OWASP's minimum recommendation).
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -125,11 +125,32 @@ def revoke_token(session: Session, secret: str) -> bool:
 
 
 def create_share_link(session: Session, run: Run, user: User) -> tuple[ShareLink, str]:
+    return _new_share_link(session, user, run_id=run.id)
+
+
+def create_sweep_share_link(session: Session, sweep: Sweep, user: User) -> tuple[ShareLink, str]:
+    """A link to a whole sweep: its page and the reads of every run of it (`share_link_opens`)."""
+    return _new_share_link(session, user, sweep_id=sweep.id)
+
+
+def _new_share_link(session: Session, user: User, **target: int) -> tuple[ShareLink, str]:
     secret = _new_secret(SHARE_PREFIX)
-    link = ShareLink(run_id=run.id, token_hash=token_digest(secret), created_by=user.id)
+    link = ShareLink(token_hash=token_digest(secret), created_by=user.id, **target)
     session.add(link)
     session.flush()
     return link, secret
+
+
+def share_link_opens(link: ShareLink, run: Run) -> bool:
+    """A run's link opens that run; a sweep's link opens every run of the sweep."""
+    return link.run_id == run.id or (link.sweep_id is not None and link.sweep_id == run.sweep_id)
+
+
+def revoke_share_link(session: Session, link: ShareLink) -> None:
+    """Revoke `link` (a run's or a sweep's) and commit; revoking it again changes nothing."""
+    if link.revoked_at is None:
+        link.revoked_at = utcnow()
+        session.commit()
 
 
 def live_share_link(session: Session, secret: str) -> ShareLink | None:
@@ -140,7 +161,7 @@ def live_share_link(session: Session, secret: str) -> ShareLink | None:
 
 def run_for_share_token(session: Session, secret: str) -> Run | None:
     link = live_share_link(session, secret)
-    return None if link is None else session.get(Run, link.run_id)
+    return None if link is None or link.run_id is None else session.get(Run, link.run_id)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from backend.store.errors import BrokerUnavailable, ConfigProblems, Problem
 from backend.store.models import Lab, Run, User
 from backend.store.settings import Settings
 from pcm_engine.config import PRESETS_DIR, WHOLE_CONFIG, ConfigError, RunConfig, resolve_preset
+from pcm_engine.config_keys import EXTRA_FORBIDDEN, unknown_key_message
 from pcm_engine.sizing import policy_parameters
 
 log = logging.getLogger(__name__)
@@ -184,8 +185,28 @@ def _prefixes(dotted: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def _problem(field: str, message: str, locator: OverrideLocator, source: Source) -> Problem:
+class UnknownKeys:
+    """Words an unknown key's problem: `unknown key pcm.budgt — did you mean pcm.budget?`. The
+    nearest key (difflib, ~1 ms a key) is looked up for the first MAX_SUGGESTED of a request
+    only, so a flood of unknown keys is still refused in linear, short time."""
+
+    MAX_SUGGESTED = 50
+
+    def __init__(self) -> None:
+        self.suggested = 0
+
+    def message(self, key: str) -> str:
+        self.suggested += 1
+        return unknown_key_message(key) if self.suggested <= self.MAX_SUGGESTED else f"unknown key {key}"
+
+
+def _problem(
+    field: str, message: str, locator: OverrideLocator, source: Source, unknown: UnknownKeys | None = None
+) -> Problem:
     key = locator.key_for(field, message)
+    if message == EXTRA_FORBIDDEN:  # pydantic's words for a key no section has: name it, and the nearest
+        named = key if key is not None and len(key) > len(field) else field
+        message = (unknown or UnknownKeys()).message(named)
     if key is not None:
         return Problem(("overrides", key), message, key)
     if field == WHOLE_CONFIG:
@@ -210,8 +231,8 @@ def build_config(
     try:
         config = RunConfig.from_dict(base, {**overrides, **start})
     except ConfigError as err:
-        locator = OverrideLocator(overrides)
-        raise ConfigProblems([_problem(f, m, locator, source) for f, m in err.problems]) from None
+        locator, unknown = OverrideLocator(overrides), UnknownKeys()
+        raise ConfigProblems([_problem(f, m, locator, source, unknown) for f, m in err.problems]) from None
     if name is not None:
         config.name = name
     return config
@@ -229,6 +250,24 @@ def new_run(
 ) -> Run:
     """Insert a queued run, commit, then send its task (in that order: a worker that gets the
     message must find the row)."""
+    run = insert_run(session, user, config, lab=lab, visibility=visibility, preset=preset)
+    session.commit()
+    send(session, settings, run)
+    return run
+
+
+def insert_run(
+    session: Session,
+    user: User,
+    config: RunConfig,
+    *,
+    lab: Lab,
+    visibility: str,
+    preset: str | None,
+    sweep_id: int | None = None,
+) -> Run:
+    """Add a queued run (and its "queued" event) to the session, uncommitted and not yet sent:
+    a sweep adds all of its runs, commits once, then sends them."""
     run = Run(
         name=config.name,
         owner_id=user.id,
@@ -243,12 +282,11 @@ def new_run(
         steps_total=config.train.steps,
         steps_done=0,
         summary={},
+        sweep_id=sweep_id,
     )
     session.add(run)
     session.flush()
     lifecycle.record_event(session, run.id, "status", {"status": "queued"})
-    session.commit()
-    send(session, settings, run)
     return run
 
 

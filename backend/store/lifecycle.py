@@ -32,8 +32,16 @@ def _status_event(session: Session, run_id: int, status: str, **extra: Any) -> N
     record_event(session, run_id, "status", {"status": status, **extra})
 
 
-def _transition(session: Session, run_id: int, allowed_from: tuple[str, ...], status: str, **values) -> bool:
-    """One conditional UPDATE; True if this call made the change (race-safe across processes)."""
+def _transition(
+    session: Session,
+    run_id: int,
+    allowed_from: tuple[str, ...],
+    status: str,
+    note: dict[str, Any] | None = None,
+    **values,
+) -> bool:
+    """One conditional UPDATE; True if this call made the change (race-safe across processes).
+    `note` goes into the status event (the run's history, backend/store/history.py)."""
     result = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status.in_(allowed_from))
@@ -42,7 +50,7 @@ def _transition(session: Session, run_id: int, allowed_from: tuple[str, ...], st
     )
     if result.rowcount != 1:
         return False
-    _status_event(session, run_id, status)
+    _status_event(session, run_id, status, **(note or {}))
     return True
 
 
@@ -55,6 +63,7 @@ def claim_run(session: Session, run_id: int, worker: str) -> bool:
         run_id,
         ("queued",),
         "running",
+        note={"worker": worker},
         worker=worker,
         started_at=now,
         heartbeat_at=now,

@@ -113,16 +113,54 @@ class Run(Base):
     worker: Mapped[str | None] = mapped_column(String(256))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # set by POST /api/runs/{id}/media/requests, cleared by the worker when it records the episodes
+    # of the step it was training (backend/store/media_requests.py; migration 0007)
+    media_requested_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
+    # lineage (migration 0003): the run this one was cloned from, and the SFT start it used (its
+    # hash, trained-at, success) with the start's progress while it was made (worker/start_progress.py)
+    cloned_from_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("runs.id", ondelete="SET NULL", name="fk_runs_cloned_from_id_runs")
+    )
+    start: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")  # PATCH /api/runs/{id}
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    sweep_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("sweeps.id", ondelete="SET NULL", name="fk_runs_sweep_id_sweeps"), index=True
+    )
     owner: Mapped[User] = relationship()
     lab: Mapped[Lab | None] = relationship()
     # Not stored: set by lifecycle.note_waiting_for_worker on the runs an answer shows.
     waiting_for_worker_since = None
+    # Not stored: set by GET /api/runs/{id} (backend/store/history.py).
+    events = ()
+    queue = None
+    # Not stored: set by the runs routes' RunDetail answers (backend.access.can_change).
+    may_change = False
+
+
+class Sweep(Base):
+    """A grid of runs: one run per grid point x seed (backend/store/sweeps.py). It keeps what its
+    runs were made from, so more seeds can be added later; lab and visibility are its runs'."""
+
+    __tablename__ = "sweeps"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    lab_id: Mapped[int | None] = mapped_column(ForeignKey("labs.id"), index=True)
+    visibility: Mapped[str] = mapped_column(String(16), default="lab")
+    preset: Mapped[str | None] = mapped_column(String(200))
+    base: Mapped[dict[str, Any]] = mapped_column(JSON)  # the preset's or caller's config, as given
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSON)  # applied to every run
+    grid: Mapped[dict[str, Any]] = mapped_column(JSON)  # dotted key -> list of values
+    seeds: Mapped[list[int]] = mapped_column(JSON)  # train.seed of each run of every arm
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[User] = relationship()
 
 
 class Metric(Base):
@@ -166,6 +204,26 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class RunMedia(Base):
+    """One recorded episode of a run (`pcm_engine.media`): a GIF in the run folder, `path`
+    relative to it, with the episode's chunks (`[{"chunk", "phase", "kept"}]`) and outcome."""
+
+    __tablename__ = "run_media"
+    __table_args__ = (UniqueConstraint("run_id", "path"), Index("ix_run_media_run_id_step", "run_id", "step"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    task: Mapped[int] = mapped_column(Integer)
+    trajectory: Mapped[int] = mapped_column(Integer)
+    success: Mapped[bool] = mapped_column(Boolean)
+    instruction: Mapped[str] = mapped_column(String(1024), default="")
+    path: Mapped[str] = mapped_column(String(1024))
+    content_type: Mapped[str] = mapped_column(String(64))
+    frame_ms: Mapped[int] = mapped_column(Integer)  # chunk k shows from k * frame_ms
+    chunks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class RunEvent(Base):
     """The live stream's source: an append-only log per run. `id` is the SSE event id, so a
     client that reconnects with Last-Event-ID gets exactly what it missed."""
@@ -192,11 +250,15 @@ class WorkerRecord(Base):
 
 
 class ShareLink(Base):
-    """A read-only link to one run; only the token's SHA-256 is stored."""
+    """A read-only link to one run or one sweep; only the token's SHA-256 is stored."""
 
     __tablename__ = "share_links"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    # exactly one of the two: a link opens one run, or a whole sweep (and every run of it)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    sweep_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("sweeps.id", ondelete="CASCADE", name="fk_share_links_sweep_id_sweeps"), index=True
+    )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

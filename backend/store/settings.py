@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     queue: str = Field("runs", description="Celery queue the API sends runs to and workers consume.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="The dashboard's address as others reach it (e.g. https://pcm.lab.example): "
+        "share links are built from it. Default: the address each request came to.",
+    )
     auth: Literal["auto", "single_user", "required"] = Field(
         "auto",
         description="single_user: every request acts as the local admin (loopback only); "
@@ -100,6 +106,11 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.resolved_broker_url.startswith("filesystem")
+
+    def public_base(self, request_base: str) -> str:
+        """The base URL of links handed to others (no trailing slash): `public_url`, else the
+        base URL of the request that asks for the link."""
+        return (self.public_url or request_base).rstrip("/")
 
     @property
     def runs_dir(self) -> Path:

@@ -55,3 +55,16 @@ def test_the_contract_is_cacheable(client: Api) -> None:
     assert first.headers["cache-control"] == "public, no-cache" and first.headers["etag"]
     again = client.get("/api/contract", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304 and not again.content
+
+
+def test_colours_are_defined_once_for_every_phase_outcome_and_method(client: Api) -> None:
+    colors = client.get("/api/contract").json()["colors"]
+    assert list(colors["phases"]) == list(PHASES)
+    assert len(set(colors["phases"].values())) == len(PHASES)
+    # "failed" is never drawn in a phase's colour (it was the active grip's red)
+    assert set(colors["outcomes"]) == {"success", "failure"}
+    assert not set(colors["outcomes"].values()) & set(colors["phases"].values())
+    assert colors["outcomes"]["success"] != colors["outcomes"]["failure"]
+    # one colour per method, distinct, for every selector the engine has
+    assert list(colors["methods"]) == list(SELECTORS)
+    assert len(set(colors["methods"].values())) == len(SELECTORS)

@@ -129,7 +129,7 @@ def test_a_whole_config_over_a_limit_names_the_field_in_it(lab: Lab) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "config", "train", "torch_threads"]
 
 
-@pytest.mark.parametrize("field", ["train.seed", "policy.seed"])
+@pytest.mark.parametrize("field", ["train.seed", "policy.seed", "sft.seed"])
 def test_seeds_are_bounded_to_what_the_generators_take(lab: Lab, field: str) -> None:
     response = post_run(lab, "alice", overrides={field: 10**30})
     assert response.status_code == 422 and response.json()["fields"] == [field]

@@ -175,7 +175,7 @@ def test_a_share_link_is_readable_logged_out_until_revoked(lab: Lab) -> None:
     shared = client.post(f"/api/runs/{run['id']}/share", headers=lab.as_("alice"))
     assert shared.status_code == 201
     token, url = shared.json()["token"], shared.json()["url"]
-    assert url == f"/share/{token}"
+    assert url == f"http://testserver/share/{token}"  # PCM_PUBLIC_URL unset: the request's address
     client.post(f"/api/runs/{run['id']}/cancel", headers=lab.as_("alice"))  # final, so the stream ends
 
     assert client.get(f"/api/share/{token}").json()["id"] == run["id"]

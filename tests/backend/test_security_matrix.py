@@ -36,8 +36,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from backend.app import create_app
-from backend.store import credentials
-from backend.store.models import ROLES, Artifact, ChunkMask, Membership, Metric, User
+from backend.store import credentials, lifecycle
+from backend.store.models import ROLES, Artifact, ChunkMask, Membership, Metric, RunMedia, User
 from backend.store.settings import Settings
 from pcm_engine.metrics import ROLLOUT_SUCCESS
 from tests.backend.conftest import ADMIN_PASSWORD, Api
@@ -46,6 +46,7 @@ from tests.conftest import create_postgres_database, drop_postgres_database
 CALLERS = (*ROLES, "outsider", "anonymous", "share_guest")
 LAB_NAMES = ("A", "B")
 ARTIFACT_BYTES = b"trained policy weights of this lab"
+MEDIA_BYTES = b"GIF89a an episode of this lab"
 PRESET = "tabletop_pcm"
 
 
@@ -61,6 +62,7 @@ class LabSide:
     tokens: dict[str, str]
     run_id: int = 0
     artifact_id: int = 0
+    media_id: int = 0
     share_token: str = ""
 
 
@@ -115,6 +117,20 @@ class World:
         shared = self.client.post(f"/api/runs/{side.run_id}/share", headers=self.as_author(side))
         assert shared.status_code == 201, shared.text
         return shared.json()["id"]
+
+    def fresh_sweep(self, side: LabSide) -> int:
+        """A one-run sweep of the lab, launched by its author."""
+        body = {"preset": PRESET, "name": self.unique("sweep"), "seeds": [0], "lab_id": side.lab_id}
+        sweep = self.client.post("/api/sweeps", json=body, headers=self.as_author(side))
+        assert sweep.status_code == 201, sweep.text
+        return sweep.json()["id"]
+
+    def fresh_sweep_share(self, side: LabSide) -> tuple[int, dict[str, Any]]:
+        """A fresh sweep of the lab and a share link to it: (sweep id, the link as created)."""
+        sweep_id = self.fresh_sweep(side)
+        shared = self.client.post(f"/api/sweeps/{sweep_id}/share", headers=self.as_author(side))
+        assert shared.status_code == 201, shared.text
+        return sweep_id, shared.json()
 
     def fresh_user(self, lab_role: str | None = None, side: LabSide | None = None) -> tuple[int, str]:
         """A user without a password (made in the store: nobody logs in as them), optionally with
@@ -205,8 +221,25 @@ def seed_run(client: Api, side: LabSide) -> None:
             sha256=hashlib.sha256(ARTIFACT_BYTES).hexdigest(),
         )
         session.add(artifact)
+        media_file = client.settings.runs_dir / str(side.run_id) / "media" / "step_000002" / "task0.gif"
+        media_file.parent.mkdir(parents=True, exist_ok=True)
+        media_file.write_bytes(MEDIA_BYTES)
+        media = RunMedia(
+            run_id=side.run_id,
+            step=2,
+            task=0,
+            trajectory=0,
+            success=True,
+            instruction="pick",
+            path="media/step_000002/task0.gif",
+            content_type="image/gif",
+            frame_ms=250,
+            chunks=[{"chunk": 0, "phase": "grasp", "kept": True}],
+        )
+        session.add(media)
         session.flush()
         side.artifact_id = artifact.id
+        side.media_id = media.id
     shared = client.post(f"/api/runs/{side.run_id}/share", headers=author)
     assert shared.status_code == 201, shared.text
     side.share_token = shared.json()["token"]
@@ -328,8 +361,25 @@ def check_artifact_download(response: httpx.Response, side: LabSide) -> None:
     assert response.content == ARTIFACT_BYTES
 
 
+def check_media_file(response: httpx.Response, side: LabSide) -> None:
+    assert response.content == MEDIA_BYTES
+
+
 def check_event_stream(response: httpx.Response, side: LabSide) -> None:
     assert "event: status" in response.text
+
+
+def on_fresh_running_run(world: World, side: LabSide) -> Request:
+    """A fresh run of the lab, claimed by a worker (what only a worker writes, through the store)."""
+    run_id = world.fresh_run(side, cancelled=False)
+    with world.client.db() as session:
+        assert lifecycle.claim_run(session, run_id, "matrix-worker")
+    return Request({"run_id": run_id})
+
+
+def on_fresh_sweep_link(world: World, side: LabSide) -> Request:
+    sweep_id, link = world.fresh_sweep_share(side)
+    return Request({"sweep_id": sweep_id, "link_id": link["id"]})
 
 
 def check_run(response: httpx.Response, side: LabSide) -> None:
@@ -343,6 +393,15 @@ CASES = (
     Case("metric-names", "GET", "/api/runs/{run_id}/metric-names", SHARED_READ, on_seeded_run),
     Case("chunks", "GET", "/api/runs/{run_id}/chunks", SHARED_READ, on_seeded_run),
     Case("events", "GET", "/api/runs/{run_id}/events", SHARED_READ, on_seeded_run, check_event_stream),
+    Case("media", "GET", "/api/runs/{run_id}/media", SHARED_READ, on_seeded_run),
+    Case(
+        "media-file",
+        "GET",
+        "/api/runs/{run_id}/media/{media_id}/file",
+        SHARED_READ,
+        lambda world, side: Request({"run_id": side.run_id, "media_id": side.media_id}),
+        check_media_file,
+    ),
     Case("artifacts", "GET", "/api/runs/{run_id}/artifacts", LAB_READ, on_seeded_run),
     Case(
         "artifact-download",
@@ -394,6 +453,13 @@ CASES = (
         lambda world, side: Request({"run_id": world.fresh_run(side, cancelled=False)}),
     ),
     Case(
+        "edit-tags-notes",
+        "PATCH",
+        "/api/runs/{run_id}",
+        change(200),
+        lambda world, side: Request({"run_id": side.run_id}, json={"tags": ["checked"], "notes": "seen"}),
+    ),
+    Case(
         "requeue",
         "POST",
         "/api/runs/{run_id}/requeue",
@@ -437,6 +503,71 @@ CASES = (
         "/api/runs/{run_id}/share/{link_id}",
         change(204),
         lambda world, side: Request({"run_id": side.run_id, "link_id": world.fresh_share_link(side)}),
+    ),
+    Case("record-episodes", "POST", "/api/runs/{run_id}/media/requests", change(202), on_fresh_running_run),
+    # sweeps: read as the lab's runs are (a run's share link opens no sweep), changed as they are
+    Case(
+        "sweep",
+        "GET",
+        "/api/sweeps/{sweep_id}",
+        expect(200, 200, 200, share_guest=404),
+        lambda world, side: Request({"sweep_id": world.fresh_sweep(side)}),
+    ),
+    Case(
+        "sweep-cancel",
+        "POST",
+        "/api/sweeps/{sweep_id}/cancel",
+        change(200),
+        lambda world, side: Request({"sweep_id": world.fresh_sweep(side)}),
+    ),
+    Case(
+        "sweep-seeds",
+        "POST",
+        "/api/sweeps/{sweep_id}/seeds",
+        change(201),
+        lambda world, side: Request({"sweep_id": world.fresh_sweep(side)}, json={"seeds": [1]}),
+    ),
+    Case(
+        "sweep-share",
+        "POST",
+        "/api/sweeps/{sweep_id}/share",
+        change(201),
+        lambda world, side: Request({"sweep_id": world.fresh_sweep(side)}),
+    ),
+    Case(
+        "sweep-share-links",
+        "GET",
+        "/api/sweeps/{sweep_id}/share",
+        LAB_READ,
+        lambda world, side: Request({"sweep_id": world.fresh_sweep(side)}),
+    ),
+    Case(
+        "revoke-sweep-share-link",
+        "DELETE",
+        "/api/sweeps/{sweep_id}/share/{link_id}",
+        change(204),
+        on_fresh_sweep_link,
+    ),
+    Case(
+        "sweep-share-link-lookup",
+        "GET",
+        "/api/share/sweeps/{token}",
+        PUBLIC,
+        lambda world, side: Request({"token": world.fresh_sweep_share(side)[1]["token"]}),
+    ),
+    Case(
+        "sweep-page",
+        "GET",
+        "/sweeps/{sweep_id}",
+        PUBLIC,
+        lambda world, side: Request({"sweep_id": world.fresh_sweep(side)}),
+    ),
+    Case(
+        "sweep-share-page",
+        "GET",
+        "/share/sweeps/{token}",
+        PUBLIC,
+        lambda world, side: Request({"token": world.fresh_sweep_share(side)[1]["token"]}),
     ),
     # the lab itself
     Case("lab", "GET", "/api/labs/{lab_id}", LAB_READ, lambda world, side: Request({"lab_id": side.lab_id})),

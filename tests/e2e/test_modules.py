@@ -112,28 +112,49 @@ def test_chunk_map_colours_phases_and_marks_kept_chunks(page):
     result = page.evaluate(
         """async () => {
       const { drawChunkMap } = await import('/static/js/chunks.js');
+      const { loadContract } = await import('/static/js/contract.js');
       const { phaseColor } = await import('/static/js/phases.js');
-      const phases = ['active_grip', 'pre_grasp', 'release_ramp', 'approach', 'tail'];
+      const M = await loadContract(); // phases: active_grip, pre_grasp, release_ramp, approach, tail
       const records = [
         { trajectory: 0, chunk: 0, phase: 'approach', kept: false, success: true, group: 0 },
         { trajectory: 0, chunk: 1, phase: 'active_grip', kept: true, success: true, group: 0 },
         { trajectory: 1, chunk: 0, phase: 'pre_grasp', kept: true, success: false, group: 0 },
       ];
-      const stats = drawChunkMap(document.getElementById('g'), records, phases);
+      const stats = drawChunkMap(document.getElementById('g'), records, M, { selector: 'pcm' });
       const data = document.getElementById('g').data;
       const ok = data.find((t) => t.name === 'trajectory succeeded');
       const swatches = data.filter((t) => t.x.length === 1 && t.x[0] === null);
       const legend = swatches.map((t) => [t.name, t.marker.color]);
       return { z: data[0].z, kept: [data[1].x, data[1].y], okRows: ok.y, stats: stats.counts, legend,
-               grip: phaseColor(0) };
+               grip: phaseColor(0), hover: data[0].text[0][0], dropped: stats.dropped };
     }"""
     )
+    # a mixed group took part: its dropped chunk was left out by the selector
+    assert "not selected by the pcm selector" in result["hover"]
+    assert result["dropped"] == {"dynamic": 0, "selector": 1}
     # z = 2 * phase index + kept; a trajectory with fewer chunks leaves null cells
     assert result["z"] == [[6, 1], [3, None]]
     assert result["kept"] == [[1, 0], [0, 1]]
     assert result["okRows"] == [0]
     assert result["stats"]["active_grip"] == {"kept": 1, "total": 1}
     assert ["active grip", result["grip"]] in result["legend"]
+
+
+def test_chunk_drop_reasons_follow_the_recorded_groups(page):
+    reasons = page.evaluate(
+        """async () => {
+      const { dropReasons } = await import('/static/js/chunks.js');
+      const records = [
+        { trajectory: 0, chunk: 0, phase: 'tail', kept: false, success: false, group: 0 },  // all failed
+        { trajectory: 1, chunk: 0, phase: 'tail', kept: false, success: false, group: 0 },
+        { trajectory: 2, chunk: 0, phase: 'tail', kept: false, success: true, group: 1 },   // mixed
+        { trajectory: 3, chunk: 0, phase: 'tail', kept: true, success: false, group: 1 },
+      ];
+      return [dropReasons(records), dropReasons(records, { dynamicSampling: false })];
+    }"""
+    )
+    assert reasons[0] == ["dynamic", "dynamic", "selector", "kept"]
+    assert reasons[1] == ["selector", "selector", "selector", "kept"]  # no dynamic sampling: all took part
 
 
 def emittable_metric_names() -> list[str]:

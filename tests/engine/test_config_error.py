@@ -38,3 +38,11 @@ def test_override_and_set_syntax_errors_name_what_was_written() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_set_arguments(["pcm.budget"])
     assert caught.value.problems == [("--set", "expects key=value, got 'pcm.budget'")]
+
+
+def test_the_cli_names_an_unknown_key_with_the_nearest_valid_one(capsys) -> None:
+    from pcm_engine.cli import main
+
+    code = main(["train", "--config", "tabletop_pcm", "--set", "pcm.budgt=2", "--run-dir", "/nonexistent/x"])
+    assert code == 2
+    assert "unknown key pcm.budgt — did you mean pcm.budget?" in capsys.readouterr().err

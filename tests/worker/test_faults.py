@@ -120,8 +120,7 @@ def test_a_duplicated_task_message_never_starts_a_second_copy(two_workers):
         run = stack.wait_status(client, run_id, ("succeeded", "failed"))
 
     assert (run["status"], run["attempt"]) == ("succeeded", 1)
-    statuses = [e.payload["status"] for e in events_in_db(stack, run_id) if e.kind == "status"]
-    assert statuses.count("running") == 1
+    assert db_statuses(stack, run_id).count("running") == 1  # one claim (checkpoint notes aside)
     wait_for(
         lambda: stack.logs(tail=10**7).count(f"run {run_id}: not queued") == 2,
         30,
@@ -198,15 +197,18 @@ def test_an_sft_start_is_trained_once_for_runs_that_share_it(two_workers):
         runs = [stack.wait_status(client, run_id, ("succeeded", "failed")) for run_id in ids]
 
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
-    announced = [
-        (run_id, e.payload["folder"])
+    notes = {
+        run_id: [e.payload.get("history") for e in events_in_db(stack, run_id) if e.payload.get("history")]
         for run_id in ids
-        for e in events_in_db(stack, run_id)
-        if e.payload.get("message") == "preparing SFT start"
-    ]
+    }
     # the preset's start has two stages (pre-training, fine-tuning), each cached in its folder:
-    # each trained once, both by the same worker, announced on its run's stream
+    # both trained once, by one run's worker (announced on its stream); the other run reused them
     stages = sorted((stack.data_dir / "sft-starts").iterdir())
     assert len(stages) == 2 and all((stage / "policy" / "policy.json").is_file() for stage in stages)
-    assert sorted(folder for _, folder in announced) == sorted(str(stage.resolve()) for stage in stages)
-    assert len({run_id for run_id, _ in announced}) == 1
+    assert sorted(("start_trained" in n, "start_reused" in n) for n in notes.values()) == [
+        (False, True),
+        (True, False),
+    ]
+    assert runs[0]["start"]["hash"] == runs[1]["start"]["hash"] in {stage.name for stage in stages}
+    assert {r["start"]["state"] for r in runs} == {"ready"}
+    assert sorted(r["start"]["reused"] for r in runs) == [False, True]

@@ -20,6 +20,11 @@ router = APIRouter(tags=["compare"])
 MAX_RUNS = 20
 SuccessMetric = Literal[M.EVAL_SUCCESS, M.ROLLOUT_SUCCESS]
 
+# The query parameters of every view that computes costs (compare, a sweep's arms).
+MaxPointsQuery = Annotated[int | None, Query(ge=2, le=100_000)]
+SuccessQuery = Annotated[SuccessMetric, Query(description="The success metric that `level` is measured on.")]
+LevelQuery = Annotated[float, Query(ge=0, le=1, description="The success level the costs give the time to.")]
+
 
 def parse_ids(ids: str) -> list[int]:
     try:
@@ -74,13 +79,9 @@ def compare(
     user: CurrentUser,
     ids: Annotated[str, Query(description="Run ids separated by commas.", examples=["1,2"])],
     names: Annotated[str | None, Query(description="Metric names separated by commas; default: all.")] = None,
-    max_points: Annotated[int | None, Query(ge=2, le=100_000)] = None,
-    success: Annotated[
-        SuccessMetric, Query(description="The success metric that `level` is measured on.")
-    ] = M.EVAL_SUCCESS,
-    level: Annotated[
-        float, Query(ge=0, le=1, description="The success level `costs` give the time to.")
-    ] = 0.5,
+    max_points: MaxPointsQuery = None,
+    success: SuccessQuery = M.EVAL_SUCCESS,
+    level: LevelQuery = 0.5,
 ) -> CompareOut:
     runs = [get_visible_run(session, user, run_id) for run_id in parse_ids(ids)]
     wanted = series.split_names(names)

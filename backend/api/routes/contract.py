@@ -1,6 +1,7 @@
-"""The dashboard's contract: metric names and name templates, phases, run statuses and selectors,
-read from their Python definitions so that the browser never retypes them (frontend/static/js/
-contract.js loads it once per page). Public and the same for every caller."""
+"""The dashboard's contract: metric names and name templates, phases, run statuses, selectors
+and the colours of phases, outcomes and methods, read from their Python definitions so that the
+browser never retypes them (frontend/static/js/contract.js loads it once per page). Public and the
+same for every caller."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from functools import cache
 
 from fastapi import APIRouter, Request, Response
 
-from backend.schemas import ContractOut, MetricContract, MetricTemplate, SelectorContract, StatusContract
+from backend.schemas import (
+    ColorContract,
+    ContractOut,
+    MetricContract,
+    MetricTemplate,
+    SelectorContract,
+    StatusContract,
+)
+from backend.store import media_requests
 from backend.store.lifecycle import CANCELLABLE, REQUEUEABLE
 from backend.store.models import ACTIVE_STATUSES, FINAL_STATUSES, RUN_STATUSES
 from pcm_engine import metrics
@@ -20,6 +29,17 @@ from pcm_engine.pcm import SELECTORS
 from pcm_engine.phases import PHASES
 
 router = APIRouter(tags=["config"])
+
+# The dashboard's colours, defined here once. Phases go by their index in PHASES (the grasp itself
+# first: red, where outcomes diverge most; a phase added later still gets a distinct colour).
+PHASE_PALETTE = (
+    "#d62728", "#ff7f0e", "#9467bd", "#1f77b4", "#7f7f7f",
+    "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+)  # fmt: skip
+# A trajectory's outcome: green and near-black, never a phase's colour (failed vs active grip).
+OUTCOME_COLORS = {"success": "#1a9850", "failure": "#252525"}
+# One colour per method (selector), the same on the runs list, the pair view and compare.
+METHOD_COLORS = {"full": "#4c78a8", "pcm": "#f58518", "uniform": "#54a24b", "top_phase": "#b279a2"}
 
 TEMPLATE_SUFFIX = "_metric"
 
@@ -58,11 +78,17 @@ def build_contract() -> ContractOut:
             final=list(FINAL_STATUSES),
             requeueable=list(REQUEUEABLE),
             cancellable=list(CANCELLABLE),
+            recordable=list(media_requests.RECORDABLE),
         ),
         selectors=SelectorContract(
             names=list(SELECTORS),
             default=PCMConfig.model_fields["selector"].default,
             baseline=BASELINE_SELECTOR,
+        ),
+        colors=ColorContract(
+            phases={phase: PHASE_PALETTE[i % len(PHASE_PALETTE)] for i, phase in enumerate(PHASES)},
+            outcomes=OUTCOME_COLORS,
+            methods={name: METHOD_COLORS[name] for name in SELECTORS},  # a new selector needs a colour
         ),
     )
 

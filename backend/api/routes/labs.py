@@ -4,13 +4,13 @@ members. Who may do what: docs/architecture.md."""
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.access import lab_role, not_found
 from backend.deps import CurrentUser, LabId, SessionDep, UserId
 from backend.schemas import LabCreate, LabDetail, LabPublic, MemberAdd, MemberOut
-from backend.store.models import Lab, Membership, Run, ShareLink, User, utcnow
+from backend.store.models import Lab, Membership, Run, ShareLink, Sweep, User, utcnow
 
 router = APIRouter(prefix="/labs", tags=["labs"])
 
@@ -127,7 +127,10 @@ def _revoke_share_links(session: Session, user_id: int, lab_id: int) -> None:
         .where(
             ShareLink.created_by == user_id,
             ShareLink.revoked_at.is_(None),
-            ShareLink.run_id.in_(select(Run.id).where(Run.lab_id == lab_id)),
+            or_(
+                ShareLink.run_id.in_(select(Run.id).where(Run.lab_id == lab_id)),
+                ShareLink.sweep_id.in_(select(Sweep.id).where(Sweep.lab_id == lab_id)),
+            ),
         )
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)

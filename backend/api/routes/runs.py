@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from sqlalchemy import ColumnElement, delete, func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from backend.access import (
+    can_change,
     get_visible_run,
     launch_lab,
     require_change,
@@ -20,11 +21,13 @@ from backend.access import (
     visible_runs,
 )
 from backend.deps import CurrentUser, RunId, SessionDep, SettingsDep
-from backend.schemas import INT32_MAX, RunClone, RunCreate, RunDetail, RunsPublic
+from backend.errors import FieldErrors, FieldProblem
+from backend.schemas import INT32_MAX, MAX_TAG_LENGTH, RunClone, RunCreate, RunDetail, RunPatch, RunsPublic
 from backend.start_policy import check_carried_start, start_policy_folder
-from backend.store import launch, lifecycle
+from backend.store import history, launch, lifecycle, run_filters
 from backend.store.models import Run, User
 from backend.store.settings import Settings
+from pcm_engine.config_keys import ConfigFilterError, parse_config_filter
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -38,6 +41,7 @@ SORT_KEYS = {
     "steps_done": Run.steps_done,
     "id": Run.id,
 }
+MAX_CONFIG_FILTERS = 20
 Sort = Literal[tuple(f"{sign}{key}" for key in SORT_KEYS for sign in ("", "-"))]  # type: ignore[valid-type]
 
 
@@ -57,7 +61,9 @@ def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, user
     config = launch.build_config(base, body.overrides, body.name, source=source, start_policy=start)
     launch.check_resources(config, body.overrides, source, settings)
     preset = body.preset.removesuffix(".yaml") if body.preset else None
-    return launch.new_run(session, settings, user, config, lab=lab, visibility=body.visibility, preset=preset)
+    run = launch.new_run(session, settings, user, config, lab=lab, visibility=body.visibility, preset=preset)
+    run.may_change = True  # the caller launched it
+    return run
 
 
 @router.get("", response_model=RunsPublic)
@@ -72,7 +78,20 @@ def list_runs(
     env: str | None = None,
     owner: Annotated[str | None, Query(description="The owner's username.")] = None,
     lab: Annotated[int | None, Query(ge=1, le=INT32_MAX, description="A lab id.")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text contained in the run name.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in the run's name or notes (any case).")
+    ] = None,
+    config: Annotated[
+        list[str] | None,
+        Query(
+            max_length=MAX_CONFIG_FILTERS,
+            description="dotted.key=value: runs whose config holds that value (repeat for AND); the value "
+            "is read as YAML, then as the field's type (`pcm.budget=2`, `pcm.selector=pcm`).",
+        ),
+    ] = None,
+    tag: Annotated[
+        str | None, Query(max_length=MAX_TAG_LENGTH, description="Runs carrying this tag.")
+    ] = None,
     sort: Annotated[Sort, Query(description="A column, '-' first for descending.")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
@@ -89,7 +108,11 @@ def list_runs(
     if lab is not None:
         filters.append(Run.lab_id == lab)
     if q:
-        filters.append(Run.name.contains(q, autoescape=True))
+        filters.append(or_(Run.name.icontains(q, autoescape=True), Run.notes.icontains(q, autoescape=True)))
+    dialect = session.get_bind().dialect.name
+    filters.extend(run_filters.config_equals(dialect, *_config_filter(text)) for text in config or [])
+    if tag:
+        filters.append(run_filters.has_tag(dialect, tag))
     count = session.scalar(select(func.count()).select_from(Run).where(*filters)) or 0
     column = SORT_KEYS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
@@ -107,11 +130,45 @@ def list_runs(
     return RunsPublic.model_validate({"data": runs, "count": count}, from_attributes=True)
 
 
+def _config_filter(text: str) -> tuple[str, Any]:
+    try:
+        return parse_config_filter(text)
+    except ConfigFilterError as err:
+        raise FieldErrors(
+            [FieldProblem(("query", "config"), str(err), "value_error.config_filter", err.key)]
+        ) from None
+
+
 @router.get("/{run_id}", response_model=RunDetail)
 def get_run(run_id: RunId, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Run:
     run = get_visible_run(session, user, run_id)
     lifecycle.note_waiting_for_worker(session, [run], settings.queue_wait_warning_s)
+    return with_history(session, settings, run, user)
+
+
+def with_history(session: Session, settings: Settings, run: Run, user: User) -> Run:
+    """`run` with its event timeline, while queued its place in the queue, and whether `user`
+    may change it (RunDetail)."""
+    run.events = history.run_timeline(session, run)
+    run.queue = history.queue_place(session, run, settings.stale_after_s)
+    run.may_change = can_change(session, user, run)
     return run
+
+
+@router.patch("/{run_id}", response_model=RunDetail)
+def patch_run(
+    run_id: RunId, body: RunPatch, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> Run:
+    """Set a run's tags and/or notes (those who may cancel it may); fields left out stay."""
+    run = get_visible_run(session, user, run_id)
+    require_change(session, user, run, "edit")
+    if body.tags is not None:
+        run.tags = list(dict.fromkeys(body.tags))  # first occurrence wins, order kept
+    if body.notes is not None:
+        run.notes = body.notes
+    session.commit()
+    session.refresh(run)
+    return with_history(session, settings, run, user)
 
 
 def _final_status_conflict(run: Run, action: str, allowed: str) -> HTTPException:
@@ -121,7 +178,7 @@ def _final_status_conflict(run: Run, action: str, allowed: str) -> HTTPException
 
 
 @router.post("/{run_id}/cancel", response_model=RunDetail)
-def cancel_run(run_id: RunId, session: SessionDep, user: CurrentUser) -> Run:
+def cancel_run(run_id: RunId, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Run:
     """A queued (or stale) run is cancelled at once; a running one stops after its current step."""
     run = get_visible_run(session, user, run_id)
     require_change(session, user, run, "cancel")
@@ -129,7 +186,7 @@ def cancel_run(run_id: RunId, session: SessionDep, user: CurrentUser) -> Run:
         raise _final_status_conflict(run, "cancelled", "queued, running or stale")
     session.commit()
     session.refresh(run)
-    return run
+    return with_history(session, settings, run, user)
 
 
 @router.post("/{run_id}/requeue", response_model=RunDetail)
@@ -145,7 +202,7 @@ def requeue_run(run_id: RunId, session: SessionDep, settings: SettingsDep, user:
     session.commit()
     launch.send(session, settings, run)
     session.refresh(run)
-    return run
+    return with_history(session, settings, run, user)
 
 
 @router.post("/{run_id}/clone", status_code=status.HTTP_201_CREATED, response_model=RunDetail)
@@ -169,9 +226,13 @@ def clone_run(
     name = body.name or f"{source.name} (copy)"[:200]
     config = launch.build_config(source.config, body.overrides, name, source="config", start_policy=start)
     launch.check_resources(config, body.overrides, "config", settings)
-    return launch.new_run(
+    copy = launch.new_run(
         session, settings, user, config, lab=lab, visibility=visibility, preset=source.preset
     )
+    copy.cloned_from_id = source.id  # lineage (the copy's timeline says so)
+    session.commit()
+    session.refresh(copy)
+    return with_history(session, settings, copy, user)
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -5,26 +5,31 @@ member reads (`/api/runs/{id}/metrics`, `/metric-names`, `/chunks`, `/events`; s
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 
 from backend.access import get_visible_run, not_found, require_change
-from backend.deps import CurrentUser, RunId, SessionDep, ShareLinkId
+from backend.deps import CurrentUser, RunId, SessionDep, SettingsDep, ShareLinkId
 from backend.schemas import RunShared, ShareCreated, ShareLinkPublic
 from backend.store import credentials
-from backend.store.models import Run, ShareLink, utcnow
+from backend.store.models import Run, ShareLink
 
 router = APIRouter(tags=["share"])
 
 
 @router.post("/runs/{run_id}/share", status_code=status.HTTP_201_CREATED, response_model=ShareCreated)
-def create_share_link(run_id: RunId, session: SessionDep, user: CurrentUser) -> ShareCreated:
-    """A link that shows this run read-only to anyone who has it, until revoked."""
+def create_share_link(
+    run_id: RunId, request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> ShareCreated:
+    """A link that shows this run read-only to anyone who has it, until revoked: an absolute URL
+    on `PCM_PUBLIC_URL` (the dashboard's address as others reach it), else on the address this
+    request came to. Its secret is shown only now; the run's links are listed without it."""
     run = get_visible_run(session, user, run_id)
     require_change(session, user, run, "share")
     link, secret = credentials.create_share_link(session, run, user)
     session.commit()
-    return ShareCreated(id=link.id, token=secret, url=f"/share/{secret}")
+    base = settings.public_base(str(request.base_url))
+    return ShareCreated(id=link.id, token=secret, url=f"{base}/share/{secret}")
 
 
 @router.get("/runs/{run_id}/share", response_model=list[ShareLinkPublic])
@@ -42,9 +47,7 @@ def revoke_share_link(
     link = session.get(ShareLink, link_id)
     if link is None or link.run_id != run.id:
         raise not_found("share link", link_id)
-    if link.revoked_at is None:
-        link.revoked_at = utcnow()
-        session.commit()
+    credentials.revoke_share_link(session, link)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

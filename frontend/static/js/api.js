@@ -41,13 +41,14 @@ export function loginUrl() {
 
 /**
  * fetch() a JSON endpoint. Options: method, body (JSON-encoded), query (object, empty values
- * dropped), auth (default true: send the login token, redirect to /login on 401), token (the
- * credential to send instead, e.g. a share link's token).
+ * dropped, an array's items each sent as the same key), auth (default true: send the login token,
+ * redirect to /login on 401), token (the credential to send instead, e.g. a share link's token).
  */
 export async function api(path, { method = "GET", body, query, auth = true, token = auth ? getToken() : null } = {}) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(query || {})) {
-    if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
+    if (Array.isArray(value)) for (const item of value) url.searchParams.append(key, item); // repeated: ?k=a&k=b
+    else if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
   }
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -3,11 +3,17 @@
 // this module, loaded by frontend/shell.html, is where each page's code is called from.
 
 const PAGES = {
-  runs: async () => (await import("./runs.js")).mountRunsPage(),
+  runs: async () => {
+    // the runs list first: it sends a caller without a session to the login page, so the sweeps
+    // list never asks the API without one
+    await (await import("./runs.js")).mountRunsPage();
+    (await import("./sweeplist.js")).mountSweepList().catch((err) => console.warn("sweeps list failed:", err));
+  },
   compare: async () => (await import("./compare.js")).mountComparePage(),
   lab: async () => (await import("./lab.js")).mountLabPage(),
   login: async () => (await import("./login.js")).mountLoginPage(),
   run: mountRunOrShare,
+  sweep: async () => (await import("./sweep.js")).mountSweepPage(), // /sweeps/<id> and /share/sweeps/<token>
 };
 
 /** One page for /runs/<id> and, read-only and without login, /share/<token>. */

@@ -3,7 +3,10 @@
 // A chart is declared as data (title, traces that read a value out of a step's row, layout); the
 // same declaration draws the initial figure (Plotly.react) and appends live points
 // (Plotly.extendTraces). A value that changes at an already-plotted step (a resumed step
-// overwriting its metrics) makes the chart redraw with react.
+// overwriting its metrics) makes the chart redraw with react. Every figure drawn here gets a
+// CSV (its series) and a PNG export button (`addExportBar`), and step axes get whole-step ticks.
+
+import { el } from "./ui.js";
 
 const Plotly = window.Plotly;
 
@@ -108,7 +111,131 @@ function escapeFigure(value, key = "") {
 }
 
 function plot(node, data, layout) {
+  addExportBar(node);
   return Plotly.react(node, escapeFigure(data), escapeFigure(layout), PLOT_CONFIG);
+}
+
+// --- export ------------------------------------------------------------------------------------
+
+/** A label as typed (undoes plotText: the figure Plotly holds is escaped). */
+function unplotText(text) {
+  return String(text).replace(/<br>/g, " ").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+}
+
+function csvCell(value) {
+  if (value === null || value === undefined) return "";
+  const text = String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * Every drawn series of a Plotly figure as CSV, one row per point: `series,x,y` (and `z` for a
+ * heat map, one row per cell). Legend-only traces (no points) are left out.
+ */
+export function figureCsv(data) {
+  const heat = data.some((trace) => trace.z);
+  const rows = [heat ? ["series", "x", "y", "z"] : ["series", "x", "y"]];
+  data.forEach((trace, i) => {
+    const name = unplotText(trace.name || `${trace.type || "trace"} ${i + 1}`);
+    if (trace.z) {
+      trace.z.forEach((line, r) => line.forEach((z, c) => {
+        if (z !== null && z !== undefined) rows.push([name, trace.x ? trace.x[c] : c, trace.y ? trace.y[r] : r, z]);
+      }));
+      return;
+    }
+    const xs = trace.x || [];
+    const ys = trace.y || [];
+    for (let k = 0; k < Math.max(xs.length, ys.length); k += 1) {
+      if (xs[k] === null && ys[k] === null) continue;
+      rows.push(heat ? [name, xs[k], ys[k], ""] : [name, xs[k], ys[k]]);
+    }
+  });
+  return rows.map((row) => row.map(csvCell).join(",")).join("\n") + "\n";
+}
+
+function download(href, filename) {
+  const link = el("a", { href, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+/** Once per chart node: "CSV" and "PNG" buttons under it, named after the node's id. */
+function addExportBar(node) {
+  if (node.dataset.exportBar) return;
+  node.dataset.exportBar = "1";
+  const name = node.id || "chart";
+  const label = node.getAttribute("aria-label") || name;
+  const csv = el("button", { type: "button", class: "btn-link export-csv", title: `the series of "${label}" as CSV`,
+    onclick: () => {
+      const url = URL.createObjectURL(new Blob([figureCsv(node.data || [])], { type: "text/csv" }));
+      download(url, `${name}.csv`);
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } }, "CSV");
+  const png = el("button", { type: "button", class: "btn-link export-png", title: `"${label}" as a PNG image`,
+    onclick: () => Plotly.downloadImage(node, {
+      format: "png", filename: name, width: node.clientWidth || 700, height: node.clientHeight || 300,
+    }) }, "PNG");
+  node.after(el("div", { class: "chart-export", "aria-label": `export ${label}` }, "export: ", csv, " ", png));
+}
+
+// --- axes --------------------------------------------------------------------------------------
+
+/** A tick spacing of 1, 2 or 5 × 10^k steps (never below one step) giving about `ticks` ticks. */
+export function stepDtick(span, ticks = 8) {
+  const raw = Math.max(1, span / ticks);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * power).find((d) => d >= raw);
+}
+
+/** Axis settings for a step axis over `steps`: whole-step ticks only (no "0.5"). */
+export function stepAxis(steps) {
+  const finite = steps.filter((s) => typeof s === "number" && Number.isFinite(s));
+  const span = finite.length ? Math.max(...finite) - Math.min(...finite) : 0;
+  return { tick0: 0, dtick: stepDtick(span), tickformat: "d" };
+}
+
+const AXIS_KEY = /^([xy])axis\d*$/;
+
+/**
+ * Every axis of a layout: titles never over tick labels (automargin, a gap), and numbers in
+ * plain or exponent form (1e-8, never Plotly's SI "10n"; a byte axis keeps its own format).
+ */
+function tidyAxes(layout) {
+  for (const [key, axis] of Object.entries(layout)) {
+    const match = AXIS_KEY.exec(key);
+    if (!match || !axis || typeof axis !== "object") continue;
+    const title = typeof axis.title === "object" ? { standoff: 6, ...axis.title } : axis.title;
+    layout[key] = { automargin: true, exponentformat: "e", ...axis, ...(title ? { title } : {}) };
+  }
+  return layout;
+}
+
+/**
+ * Why a chart node will never get data, when the page knows (e.g. "cancelled before it started"):
+ * set with `setNoDataText`, it replaces the chart's own "waiting for data…"-style text.
+ */
+function noDataText(node) {
+  return node.dataset.noData || null;
+}
+
+export function setNoDataText(node, text) {
+  if (text) node.dataset.noData = text;
+  else delete node.dataset.noData;
+}
+
+/** An empty figure: no axes from −1 to 6, only the message. */
+function emptyAxes(layout, text) {
+  for (const key of Object.keys(layout)) {
+    if (AXIS_KEY.test(key)) layout[key] = { ...layout[key], range: [0, 1], showticklabels: false, showgrid: false, dtick: undefined };
+  }
+  layout.annotations = waitingAnnotation(text);
+  return layout;
+}
+
+/** Names of a layout's x axes ("xaxis", "xaxis2", ...): a LiveChart's are all step axes. */
+function xAxes(layout) {
+  return Object.keys(layout).filter((key) => /^xaxis\d*$/.test(key));
 }
 
 /** Layout shared by every chart; `extra` is merged one level deep. */
@@ -131,7 +258,7 @@ export function baseLayout(extra = {}) {
   for (const [k, v] of Object.entries(extra)) {
     layout[k] = v && typeof v === "object" && !Array.isArray(v) && layout[k] ? { ...layout[k], ...v } : v;
   }
-  return layout;
+  return tidyAxes(layout);
 }
 
 function waitingAnnotation(text = "waiting for data…") {
@@ -169,7 +296,9 @@ export class LiveChart {
       return { ...this.traceProps(trace), x: pts.map((p) => p[0]), y: pts.map((p) => p[1]) };
     });
     const layout = baseLayout(this.spec.layout);
-    if (!points) layout.annotations = waitingAnnotation(this.spec.emptyText);
+    this.dtick = stepAxis(store.steps).dtick;
+    for (const key of xAxes(layout)) layout[key] = { ...stepAxis(store.steps), ...layout[key] };
+    if (!points) emptyAxes(layout, noDataText(this.node) || this.spec.emptyText);
     plot(this.node, data, layout);
     this.lastStep = store.lastStep;
     this.points = points;
@@ -192,6 +321,11 @@ export class LiveChart {
     if (!added) return undefined;
     Plotly.extendTraces(this.node, { x: xs, y: ys }, this.spec.traces.map((_, i) => i));
     this.points += added;
+    const { dtick } = stepAxis(store.steps);
+    if (dtick !== this.dtick) { // more steps: wider whole-step ticks
+      this.dtick = dtick;
+      Plotly.relayout(this.node, Object.fromEntries(xAxes(baseLayout(this.spec.layout)).map((key) => [`${key}.dtick`, dtick])));
+    }
     return undefined;
   }
 }
@@ -233,7 +367,8 @@ export class LiveHeatmap {
       meta: this.metrics(),
     };
     const layout = baseLayout({ hovermode: "closest", margin: { l: 96 }, ...this.spec.layout });
-    if (!steps.length) layout.annotations = waitingAnnotation();
+    layout.xaxis = { ...layout.xaxis, ...stepAxis(steps) };
+    if (!steps.length) emptyAxes(layout, noDataText(this.node));
     plot(this.node, [trace], layout);
     this.lastStep = store.lastStep;
   }

@@ -5,13 +5,16 @@
 // level) lives in the URL.
 
 import { api, ensureSession } from "./api.js";
-import { drawFigure } from "./charts.js";
+import { drawFigure, stepAxis } from "./charts.js";
 import { loadContract, metricAxis } from "./contract.js";
 import { fmtBytes, fmtDuration, fmtPct, fmtRatio, fmtSeconds, isNum } from "./format.js";
+import { drawTaskCurves, taskMetrics } from "./taskcurves.js";
 import { clear, el, mountNav, notice, poll, readQuery, statusBadge, writeQuery } from "./ui.js";
 
 const REFRESH_MS = 4000;
-const RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+// A run is drawn in its method's colour (the contract's, the same in every view, whatever the
+// order of the ids); several runs of one method differ by dash.
+const DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
 
 export async function mountComparePage() {
   await ensureSession();
@@ -31,7 +34,11 @@ export async function mountComparePage() {
 
   const render = () => {
     const runs = data.runs;
-    const colorOf = new Map(runs.map((r, i) => [r.id, RUN_COLORS[i % RUN_COLORS.length]]));
+    const colorOf = new Map(runs.map((r) => [r.id, M.methodColor(r.selector)]));
+    const dashOf = new Map(runs.map((r) => {
+      const sameMethod = runs.filter((other) => other.selector === r.selector);
+      return [r.id, DASHES[sameMethod.indexOf(r) % DASHES.length]];
+    }));
     const labelOf = (r) => `#${r.id} ${r.name} (${r.selector})`;
     const isBaseline = (r) => r.id === data.baseline_id;
     const walls = new Map(runs.map((r) => [r.id, new Map(data.wall_clock[r.id] || [])]));
@@ -41,15 +48,17 @@ export async function mountComparePage() {
       return {
         type: "scatter", mode: pts.length < 30 ? "lines+markers" : "lines", name: labelOf(r),
         x: pts.map(([s]) => xOf(r, s)), y: pts.map(([, v]) => v),
-        line: { color: colorOf.get(r.id), width: isBaseline(r) ? 3 : 2 },
+        line: { color: colorOf.get(r.id), dash: dashOf.get(r.id), width: isBaseline(r) ? 3 : 2 },
       };
     };
+    const steps = runs.flatMap((r) => ((data.series[r.id] || {})[view.metric] || []).map(([s]) => s));
     drawFigure(document.getElementById("compare-step"), runs.map((r) => trace(r, (_, s) => s)),
-      { yaxis, height: 320, hovermode: "x unified" });
+      { yaxis, height: 320, hovermode: "x unified", xaxis: stepAxis(steps) });
     drawFigure(document.getElementById("compare-wall"), runs.map((r) => trace(r, (run, s) => walls.get(run.id).get(s) ?? null)),
       { yaxis, height: 320, hovermode: "closest", xaxis: { title: { text: "training seconds (evaluation excluded)" } } });
     renderBought(runs, labelOf, colorOf, isBaseline);
     renderDiff(runs, labelOf);
+    loadTaskCurves({ colorOf, labelOf }).catch((err) => console.warn("per-task curves failed:", err));
   };
 
   const renderBought = (runs, labelOf, colorOf, isBaseline) => {
@@ -108,6 +117,16 @@ export async function mountComparePage() {
         return el("tr", { "data-key": key }, el("th", { scope: "row" }, el("code", {}, key)),
           ...runs.map((r) => el("td", {}, el("code", {}, show(values[r.id] ?? values[String(r.id)])))));
       })))));
+  };
+
+  /** Eval success per task: the tasks any of the runs logged, then their series in one call. */
+  const loadTaskCurves = async (style) => {
+    const ticket = loads;
+    const lists = await Promise.all(data.runs.map((r) => api(`/api/runs/${r.id}/metric-names`)));
+    const names = [...taskMetrics(M, lists.flat()).values()];
+    const answer = names.length ? await api("/api/compare", { query: { ids: view.ids, names: names.join(",") } }) : null;
+    if (ticket !== loads) return;
+    drawTaskCurves(document.getElementById("compare-tasks"), M, data.runs, answer ? answer.series : {}, style);
   };
 
   async function load() {

@@ -1,9 +1,10 @@
 // The browser's one copy of what the server defines in Python: metric names and name templates
-// (pcm_engine/metrics.py), phases, run statuses and selectors, from GET /api/contract (public,
+// (pcm_engine/metrics.py), phases, run statuses, selectors and colours, from GET /api/contract (public,
 // revalidated by its ETag). Pages read `C.ROLLOUT_SUCCESS`, `C.metric("keep", phase)`,
 // `C.statuses.cancellable` or `C.isActive(status)` from it and never type a name, status or selector.
 
 import { api } from "./api.js";
+import { usePhaseColors } from "./phases.js";
 
 let loaded = null;
 
@@ -13,7 +14,8 @@ export function loadContract() {
   return loaded;
 }
 
-function build({ metrics, phases, statuses, selectors }) {
+function build({ metrics, phases, statuses, selectors, colors }) {
+  usePhaseColors(phases.map((phase) => colors.phases[phase]));
   const metric = (family, value) => {
     const { over, template } = metrics.templates[family];
     return template.replace(`{${over}}`, value);
@@ -24,6 +26,9 @@ function build({ metrics, phases, statuses, selectors }) {
     phases,
     statuses,
     selectors,
+    colors, // {phases, outcomes: {success, failure}, methods: {selector: colour}}
+    /** A method's (selector's) one colour, the same on every page. */
+    methodColor: (selector) => colors.methods[selector] ?? "#555555",
     /** One name of a family: metric("keep", "pre_grasp") -> "pcm/keep/pre_grasp". */
     metric,
     /** Every name of a per-phase family, in phase order. */

@@ -1,12 +1,14 @@
 // The one phase -> colour map. Every chart, legend and heat map takes its phase colours from here
-// so a phase is the same colour on the run page, the chunk map and the compare page. Colours go by
-// the phase's index in the contract's phase list (pcm_engine.phases.PHASES, the grasp itself first:
-// red, where outcomes diverge most), so a phase the engine adds later still gets a distinct one.
+// so a phase is the same colour on the run page, the chunk map and the compare page. The colours
+// come from the contract (GET /api/contract `colors.phases`, set by contract.js when it loads), by
+// the phase's index in the contract's phase list; a phase the contract does not know cycles through them.
 
-const PHASE_COLORS = [
-  "#d62728", "#ff7f0e", "#9467bd", "#1f77b4", "#7f7f7f",
-  "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-];
+let PHASE_COLORS = ["#7f7f7f"]; // until the contract has loaded
+
+/** The contract's phase colours, in phase order (contract.js calls this once). */
+export function usePhaseColors(colors) {
+  if (colors.length) PHASE_COLORS = colors;
+}
 
 export function phaseColor(index) {
   return PHASE_COLORS[index % PHASE_COLORS.length];

@@ -3,14 +3,18 @@
 // without login: the share token is its credential for the same read routes a member uses.
 
 import { api, ensureSession, ticketUrl } from "./api.js";
-import { SeriesStore } from "./charts.js";
+import { SeriesStore, setNoDataText } from "./charts.js";
 import { chunkCaption, drawChunkMap } from "./chunks.js";
 import { fmtAgo, fmtBytes, fmtDate } from "./format.js";
 import { loadContract } from "./contract.js";
+import { MediaPanel, mediaToken } from "./media.js";
 import { runCharts } from "./runcharts.js";
-import { parseOverrideLines } from "./schemaform.js";
+import { RunHistory, historySection, waitSections } from "./runhistory.js";
+import { ShareLinks } from "./sharelinks.js";
+import { confirmStep } from "./confirm.js";
+import { tagsNotesEditor } from "./runnotes.js";
 import { openStream } from "./sse.js";
-import { clear, copyText, el, mountNav, notice, poll, progressBar, statusBadge, waitingNote } from "./ui.js";
+import { clear, el, mountNav, notice, poll, progressBar, statusBadge, waitingNote } from "./ui.js";
 
 const RUN_REFRESH_MS = 3000;
 const CHART_FLUSH_MS = 250; // live points are drawn in batches at most this often
@@ -30,7 +34,7 @@ export function shareSource(token) {
 /** A run's read routes: the same for its members and for a share link's guests. */
 function readRoutes(id) {
   const base = `/api/runs/${id}`;
-  return { metrics: `${base}/metrics`, chunks: `${base}/chunks`, events: `${base}/events` };
+  return { metrics: `${base}/metrics`, chunks: `${base}/chunks`, events: `${base}/events`, media: `${base}/media` };
 }
 
 export async function mountRunPage(source) {
@@ -42,8 +46,22 @@ export async function mountRunPage(source) {
   try {
     await page.start();
   } catch (err) {
-    notice(document.getElementById("run-header"), `Could not load this run: ${err.message}`, "error");
+    if (err.status === 404 && !page.run) renderNotFound(document.getElementById("main"), source);
+    else notice(document.getElementById("run-header"), `Could not load this run: ${err.message}`, "error");
   }
+}
+
+/** No such run (or none the caller may see; a revoked share link): a page that says so, not charts. */
+function renderNotFound(main, source) {
+  document.title = "Run not found · PCM Lab";
+  const why = source.readOnly
+    ? "This share link does not open a run: it was revoked, or it was mistyped."
+    : "There is no run here that you can see: it may have been deleted, the address may be mistyped, "
+      + "or the run belongs to a lab you are not a member of.";
+  main.replaceChildren(el("section", { class: "card not-found", id: "run-not-found", "aria-labelledby": "not-found-title" },
+    el("h1", { id: "not-found-title" }, "Run not found"),
+    el("p", {}, why),
+    source.readOnly ? null : el("p", {}, el("a", { href: "/" }, "← all runs"))));
 }
 
 /** The page's sections (the same for /runs/<id> and /share/<token>, both served by run.html). */
@@ -53,6 +71,7 @@ function renderSkeleton(main) {
       el("div", { id: "run-info" }, el("p", { class: "muted" }, "Loading…")),
       el("div", { id: "run-actions" })),
     el("div", { id: "run-failure" }),
+    ...waitSections(),
     el("section", { "aria-labelledby": "charts-title" },
       el("h2", { id: "charts-title" }, "Training, live"),
       el("div", { id: "charts", class: "chart-grid" })),
@@ -63,9 +82,12 @@ function renderSkeleton(main) {
           el("label", { for: "chunk-step" }, "step"),
           el("select", { id: "chunk-step" }, el("option", { value: "" }, "latest (follows live)")))),
       el("p", { class: "help" }, "Recorded trajectories (rows) × chunk index. Colour = phase; bright with × = "
-        + "back-propagated, faded = dropped before the forward pass; the square on the left = the trajectory's outcome."),
+        + "back-propagated, faded = dropped before the forward pass (hover it for why: its group all succeeded or all "
+        + "failed, or the selector left it out); the square on the left = the trajectory's outcome."),
       el("div", { id: "chunk-map", class: "chart", role: "img", "aria-label": "chunk mask heat map" }),
       el("div", { id: "chunk-caption" })),
+    el("section", { id: "media-panel", class: "card", "aria-labelledby": "media-title" }),
+    historySection(),
     el("div", { id: "run-details", class: "details-stack" }));
 }
 
@@ -92,11 +114,20 @@ class RunPage {
     const [M, run] = await Promise.all([loadContract(), this.call(this.source.run)]);
     this.M = M;
     this.reads = readRoutes(run.id);
+    this.history = new RunHistory(M, this.store);
     this.setRun(run);
     this.buildActions();
-    this.buildCharts(runCharts(M));
+    this.buildCharts(runCharts(M, run));
+    this.charts.push(this.history.chart);
     this.buildChunkControls();
+    this.media = new MediaPanel(document.getElementById("media-panel"), {
+      M, call: this.call, listUrl: this.reads.media, token: mediaToken(this.source),
+      requestUrl: this.source.readOnly ? null : `${this.source.run}/media/requests`,
+    });
+    this.media.setRun(run);
+    quietly(this.media.refresh(), "episode media");
     await Promise.all([this.loadMetrics(), this.loadChunks()]);
+    this.explainNoData();
     quietly(this.renderDetails(), "run details");
     if (M.isFinal(run.status)) this.setLive("finished");
     else this.openStream();
@@ -110,8 +141,26 @@ class RunPage {
     this.run = run;
     document.title = `${run.name} · PCM Lab`;
     this.renderHeader();
+    this.history?.render(run);
+    this.media?.setRun(run);
     this.updateActions();
-    if (previous && previous.status !== run.status) quietly(this.renderDetails(), "run details");
+    if (previous && previous.status !== run.status) {
+      quietly(this.renderDetails(), "run details");
+      this.explainNoData();
+    }
+  }
+
+  /** A run that has ended says so on its empty charts instead of "waiting for data…" forever
+   * (e.g. cancelled while queued, or a GRPO run whose every group was dropped: no loss). */
+  explainNoData() {
+    const r = this.run;
+    if (!this.charts.length || !this.M.isFinal(r.status)) return;
+    let text = `the run ${r.status} without logging these`;
+    if (!this.store.steps.length) {
+      text = r.started_at ? `${r.status} before its first step: no data` : `${r.status} before it started: no data`;
+    }
+    for (const node of document.querySelectorAll("#charts .chart")) setNoDataText(node, text);
+    for (const chart of this.charts) chart.render(this.store);
   }
 
   renderHeader() {
@@ -129,6 +178,8 @@ class RunPage {
       this.M.isFinal(r.status) ? null
         : ["heartbeat", r.heartbeat_at ? el("time", { datetime: r.heartbeat_at }, fmtAgo(r.heartbeat_at)) : "—"],
       ["config hash", el("code", {}, r.config_hash)],
+      r.tags?.length ? ["tags", el("span", { id: "run-tag-list" }, ...r.tags.map((t) => el("span", { class: "tag" }, t)))] : null,
+      r.sweep_id ? ["sweep", el("a", { href: `/sweeps/${r.sweep_id}`, id: "run-sweep-link" }, `sweep #${r.sweep_id}`)] : null,
     ];
     const info = document.getElementById("run-info");
     clear(info).append(
@@ -173,58 +224,37 @@ class RunPage {
         return null;
       }
     };
+    const cancelConfirm = confirmStep({
+      id: "cancel-confirm",
+      question: "Cancel this run? A running run stops after its current step (it can be requeued).",
+      confirmLabel: "Yes, cancel it",
+      keepLabel: "Keep it",
+      onConfirm: () => act("Cancel", `${this.source.run}/cancel`),
+      returnFocus: () => this.cancelButton,
+    });
     this.cancelButton = el("button", { type: "button", class: "btn btn-danger", id: "cancel-run",
-      onclick: () => act("Cancel", `${this.source.run}/cancel`) }, "Cancel");
+      onclick: () => cancelConfirm.ask() }, "Cancel");
     this.requeueButton = el("button", { type: "button", class: "btn", id: "requeue-run",
       onclick: async () => {
         if (await act("Requeue", `${this.source.run}/requeue`)) this.openStream();
       } }, "Requeue");
 
-    // Clone: a small form (name + overrides) shown by its toggle button.
-    const cloneName = el("input", { id: "clone-name", type: "text", value: `${this.run.name}-clone`, required: true });
-    const cloneOverrides = el("textarea", { id: "clone-overrides", rows: 3, spellcheck: "false", placeholder: "pcm.budget=4" });
-    const cloneError = el("span", { class: "field-error", role: "alert" });
-    const cloneForm = el("form", { class: "inline-form", id: "clone-form", hidden: true },
-      el("div", { class: "field" }, el("label", { for: "clone-name" }, "name of the copy"), cloneName),
-      el("div", { class: "field" }, el("label", { for: "clone-overrides" }, "overrides (dotted.key=value per line)"), cloneOverrides),
-      cloneError,
-      el("div", { class: "actions" }, el("button", { type: "submit", class: "btn btn-primary" }, "Launch copy")));
-    const cloneToggle = el("button", { type: "button", class: "btn", id: "clone-run", "aria-expanded": "false",
-      "aria-controls": "clone-form", onclick: () => {
-        cloneForm.hidden = !cloneForm.hidden;
-        cloneToggle.setAttribute("aria-expanded", String(!cloneForm.hidden));
-        if (!cloneForm.hidden) cloneName.focus();
-      } }, "Clone…");
-    cloneForm.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      cloneError.textContent = "";
-      try {
-        const overrides = parseOverrideLines(cloneOverrides.value);
-        const copy = await this.call(`${this.source.run}/clone`, { method: "POST", body: { name: cloneName.value, overrides } });
-        location.assign(`/runs/${copy.id}`);
-      } catch (err) {
-        cloneError.textContent = err.message;
-      }
-    });
+    // Clone: the launch form, filled from this run's config.
+    const cloneToggle = el("a", { class: "btn", id: "clone-run", href: `/?clone=${this.run.id}` }, "Clone…");
 
-    // Share: create a link, show it, copy it.
-    const shareOut = el("input", { id: "share-url", type: "text", readonly: true, "aria-label": "share link", hidden: true });
-    const shareButton = el("button", { type: "button", class: "btn", id: "share-run", onclick: async () => {
-      try {
-        const share = await this.call(`${this.source.run}/share`, { method: "POST" });
-        shareOut.value = new URL(share.url, location.origin).href;
-        shareOut.hidden = false;
-        const copied = await copyText(shareOut.value, shareOut);
-        notice(message, copied ? "Share link copied to the clipboard (read-only, no login needed)." : "Share link created: copy it from the box.", "ok");
-      } catch (err) {
-        notice(message, `Share failed: ${err.message}`, "error");
-      }
-    } }, "Share link");
+    // Share: a new link (shown once, copied), and the run's links, revocable.
+    const shares = new ShareLinks({ call: this.call, base: this.source.run, message });
+    quietly(shares.refresh(), "share links");
 
     clear(bar).append(
-      el("div", { class: "actions" }, this.cancelButton, this.requeueButton, cloneToggle, shareButton,
+      el("div", { class: "actions" }, this.cancelButton, this.requeueButton, cloneToggle, shares.button,
         el("a", { class: "btn", href: `/compare?ids=${this.run.id}` }, "Compare…")),
-      shareOut, cloneForm, message);
+      cancelConfirm.node, shares.url, message, shares.list,
+      tagsNotesEditor(this.run, async (changes) => {
+        const run = await this.call(this.source.run, { method: "PATCH", body: changes });
+        this.setRun(run);
+        return run;
+      }));
     this.updateActions();
   }
 
@@ -304,6 +334,7 @@ class RunPage {
       }),
       status: seen((event) => quietly(this.onStatusEvent(event.payload || {}), "status update")),
       chunks: seen((event) => this.onChunksEvent((event.payload || {}).step ?? event.step)),
+      media: seen(() => quietly(this.media.refresh(), "episode media")),
     }, (state) => quietly(this.onStreamState(state), "stream state"),
     { runId: this.run.id, token: this.source.token, auth: this.source.auth });
   }
@@ -375,7 +406,10 @@ class RunPage {
     this.chunkSteps = answer.steps || [];
     this.renderChunkSteps();
     const node = document.getElementById("chunk-map");
-    const stats = drawChunkMap(node, answer.records || [], this.M.phases);
+    const stats = drawChunkMap(node, answer.records || [], this.M, {
+      selector: this.run.selector,
+      dynamicSampling: this.run.config?.grpo?.dynamic_sampling ?? true,
+    });
     const caption = clear(document.getElementById("chunk-caption"));
     if (answer.step !== null && answer.step !== undefined) caption.append(chunkCaption(answer.step, stats));
     node.dataset.step = answer.step ?? "";

@@ -5,6 +5,7 @@
 import { LiveChart, LiveHeatmap } from "./charts.js";
 import { metricAxis, metricLabel } from "./contract.js";
 import { phaseColor, phaseLabel } from "./phases.js";
+import { TaskSuccessChart } from "./taskcurves.js";
 import { clear, el } from "./ui.js";
 
 const TIME_COLORS = ["#4c78a8", "#f2b701", "#e45756", "#bab0ac"];
@@ -41,7 +42,7 @@ function phaseTraces(M, family, { line = {}, ...props } = {}) {
 export class OtherMetricsChart {
   constructor(node, charts) {
     this.node = node;
-    this.drawn = new Set(charts.flatMap((chart) => chart.metrics()));
+    this.chartsAbove = charts; // asked each time: a chart above may draw more names as they arrive
     this.picker = el("select", { id: "other-metric", "aria-label": "metric" });
     this.picker.addEventListener("change", () => this.show(this.picker.value));
     node.before(el("div", { class: "field inline-field" }, el("label", { for: "other-metric" }, "metric"), this.picker));
@@ -56,8 +57,9 @@ export class OtherMetricsChart {
 
   /** Offer every name of `store` no other chart draws; keep the chosen one. */
   syncOptions(store) {
-    const names = [...store.names].filter((name) => !this.drawn.has(name)).sort();
-    if (names.length === this.options.length) return;
+    const drawn = new Set(this.chartsAbove.flatMap((chart) => chart.metrics()));
+    const names = [...store.names].filter((name) => !drawn.has(name)).sort();
+    if (names.join("\n") === this.options.join("\n")) return;
     this.options = names;
     const chosen = this.picker.value || names[0];
     clear(this.picker).append(...names.map((name) => el("option", { value: name }, name)));
@@ -90,10 +92,35 @@ export class OtherMetricsChart {
 }
 
 /**
- * [{id, title, help, wide, make(node, chartsAbove) -> chart}] in page order; the run page draws
- * them from every metric the run has logged.
+ * In place of a chart that means nothing for this run: a note saying why. It still claims the
+ * chart's metrics, so they do not turn up under "every other metric".
  */
-export function runCharts(M) {
+class ChartNote {
+  constructor(node, text, metrics) {
+    node.classList.add("chart-note");
+    node.setAttribute("role", "note");
+    node.append(el("p", { class: "muted" }, text));
+    this.names = metrics;
+  }
+
+  metrics() {
+    return this.names;
+  }
+
+  render() {}
+
+  update() {}
+}
+
+/**
+ * [{id, title, help, wide, make(node, chartsAbove) -> chart}] in page order; the run page draws
+ * them from every metric the run has logged. `run` (its `selector`) decides the PCM-only panels:
+ * on a plain GRPO run (`selector: full`, every chunk back-propagated) keep weights steer nothing,
+ * so a note stands in for them and the phase score says it is for reference only.
+ */
+export function runCharts(M, run = {}) {
+  const plainGrpo = run.selector === M.selectors.baseline;
+  const keepNames = M.perPhase("keep");
   const charts = [
     {
       id: "chart-success",
@@ -106,6 +133,12 @@ export function runCharts(M) {
           { name: "eval", value: M.EVAL_SUCCESS, mode: "lines+markers", line: { color: "#2ca02c", width: 3 } },
         ],
       }),
+    },
+    {
+      id: "chart-task-success",
+      title: "Eval success per task",
+      help: "held-out evaluation, one line per task (episodes of each: watch them below)",
+      make: (node) => new TaskSuccessChart(node, M),
     },
     {
       id: "chart-kept",
@@ -127,7 +160,9 @@ export function runCharts(M) {
       id: "chart-score",
       title: "Phase score (the run's pcm.score: C_c, or D² if debiased)",
       help: "success–failure action divergence per phase; dotted: the same with outcomes "
-        + "shuffled (noise level)",
+        + "shuffled (noise level)" + (plainGrpo
+        ? `. For reference only: selector ${run.selector} back-propagates every chunk, so no score steers the update.`
+        : ""),
       make: (node) => new LiveChart(node, {
         emptyText: "no score yet: C_c needs a group with both successes and failures",
         layout: { yaxis: { title: { text: "C_c" } } },
@@ -138,7 +173,15 @@ export function runCharts(M) {
         ],
       }),
     },
-    {
+    plainGrpo ? {
+      id: "chart-keep-note",
+      title: "Keep weights p_c: not used by this run",
+      help: "PCM-only panels",
+      make: (node) => new ChartNote(node, `This run's selector is ${run.selector} (plain GRPO): every chunk of every `
+        + "trajectory that takes part is back-propagated, so the keep weights p_c (and their phase × step map) "
+        + "decide nothing and are not drawn. Launch with pcm.selector: pcm to see them.", keepNames),
+    } : null,
+    plainGrpo ? null : {
       id: "chart-keep",
       title: "Keep weight p_c",
       help: "refreshed every T_rc steps; floor p_min",
@@ -147,7 +190,7 @@ export function runCharts(M) {
         traces: phaseTraces(M, "keep", { line: { shape: "hv" } }),
       }),
     },
-    {
+    plainGrpo ? null : {
       id: "chart-keep-map",
       title: "Keep weight p_c, phase × step",
       help: "brighter = more of the phase's chunks get gradients",
@@ -184,16 +227,17 @@ export function runCharts(M) {
     {
       id: "chart-memory",
       title: "Memory",
-      help: "activations saved for backward (left) and peak RSS (right)",
+      help: "activations saved for backward (top) and peak RSS (bottom), each on its own axis",
       make: (node) => new LiveChart(node, {
+        // two panes over one step axis: on one plot with two y axes both lines fill the height and cross
         layout: {
-          yaxis: { ...metricAxis(M.MEM_ACTIVATION), title: { text: "activations" } },
-          yaxis2: { ...metricAxis(M.MEM_PEAK_RSS), overlaying: "y", side: "right", title: { text: "peak RSS" }, showgrid: false },
-          margin: { r: 64 },
+          xaxis: { anchor: "y2" }, // the step axis under the lower pane
+          yaxis: { ...metricAxis(M.MEM_ACTIVATION), title: { text: "activations" }, domain: [0.56, 1] },
+          yaxis2: { ...metricAxis(M.MEM_PEAK_RSS), title: { text: "peak RSS" }, domain: [0, 0.44], anchor: "x" },
         },
         traces: [
           { name: "activation bytes", value: M.MEM_ACTIVATION, line: { color: "#e45756" } },
-          { name: "peak RSS", value: M.MEM_PEAK_RSS, yaxis: "y2", line: { color: "#72b7b2", dash: "dot" } },
+          { name: "peak RSS", value: M.MEM_PEAK_RSS, yaxis: "y2", line: { color: "#72b7b2" } },
         ],
       }),
     },
@@ -222,7 +266,7 @@ export function runCharts(M) {
         });
       },
     },
-  ];
+  ].filter(Boolean);
   charts.push({
     id: "chart-other",
     title: "Every other metric",

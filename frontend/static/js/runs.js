@@ -1,5 +1,7 @@
 // The runs page: a filterable, sortable table whose view lives in the URL (copy the address to
-// share it), refreshed while runs are active; pick several and compare them.
+// share it), refreshed while runs are active; pick several and compare them. Search by text (names
+// and notes), tag and config values (`pcm.budget=2 pcm.selector=pcm`: every one must hold).
+// `?clone=ID` opens the launch form filled from run ID, to launch its clone.
 
 import { api, ensureSession } from "./api.js";
 import { fmtAgo, fmtPct, fmtSeconds } from "./format.js";
@@ -10,13 +12,17 @@ import { clear, el, mountNav, notice, poll, progressBar, readQuery, statusBadge,
 const PAGE_SIZE = 50;
 const FAST_REFRESH_MS = 2500; // while something is queued or running
 const SLOW_REFRESH_MS = 15000; // otherwise, to pick up runs launched elsewhere
-const FILTERS = ["q", "status", "selector", "env", "owner", "lab"];
+const FILTERS = ["q", "config", "tag", "status", "selector", "env", "owner", "lab"];
+
+/** The config filter box: "pcm.budget=2 pcm.selector=pcm" -> one `config` query value each. */
+const configFilters = (text) => (text || "").split(/\s+/).filter(Boolean);
 
 /** Columns: key, header, how to render a run, and the server sort key if sortable. */
 function columns(M, labNames) {
   return [
     { key: "status", title: "status", sort: "status", cell: (r) => [statusBadge(r.status), waitingNote(r)] },
-    { key: "name", title: "name", sort: "name", cell: (r) => el("a", { href: `/runs/${r.id}` }, r.name) },
+    { key: "name", title: "name", sort: "name", cell: (r) => [el("a", { href: `/runs/${r.id}` }, r.name),
+      ...(r.tags || []).map((t) => el("span", { class: "tag", "data-tag": t }, t))] },
     { key: "selector", title: "selector", cell: (r) => el("code", {}, r.selector) },
     { key: "env", title: "env", cell: (r) => r.env_name },
     { key: "owner", title: "owner", cell: (r) => r.owner },
@@ -54,6 +60,7 @@ export async function mountRunsPage() {
 
   const saveView = () => writeQuery({
     ...Object.fromEntries(FILTERS.map((k) => [k, state[k]])),
+    clone: state.clone, // until the clone is launched (the launch form reads it)
     sort: state.sort === "-created_at" ? "" : state.sort, // defaults stay out of the URL
     offset: state.offset || "",
   });
@@ -120,20 +127,25 @@ export async function mountRunsPage() {
     saveView();
     const query = { sort: state.sort, limit: PAGE_SIZE, offset: state.offset };
     for (const k of FILTERS) query[k] = state[k];
+    query.config = configFilters(state.config);
     try {
       const answer = await api("/api/runs", { query });
       runs = answer.data;
       count = answer.count;
       render();
     } catch (err) {
+      runs = [];
+      count = 0;
+      render();
       notice(message, `Could not load runs: ${err.message}`, "error");
     }
   }
 
   await refresh();
   const launchPanel = document.getElementById("launch-panel");
-  if (!count || state.launch) launchPanel.open = true;
-  mountLaunchForm(document.getElementById("launch-container")).catch((err) =>
+  if (!count || state.launch || state.clone) launchPanel.open = true;
+  if (state.clone) launchPanel.scrollIntoView();
+  mountLaunchForm(document.getElementById("launch-container"), { cloneOf: state.clone }).catch((err) =>
     notice(document.getElementById("launch-container"), `Could not build the launch form: ${err.message}`, "error"));
 
   // Poll fast while something is active, slowly otherwise (new runs from other people).
@@ -171,7 +183,9 @@ function buildFilters(form, M, state, labs, onChange) {
     return el("div", { class: "field" }, el("label", { for: id }, label), input);
   };
   clear(form).append(
-    text("filter-q", "search names", "q", "search"),
+    text("filter-q", "search names and notes", "q", "search"),
+    text("filter-config", "config values (pcm.budget=2 …)", "config", "search"),
+    text("filter-tag", "tag", "tag", "search"),
     select("filter-status", "status", M.statuses.all.map((s) => [s, s]), "status"),
     select("filter-selector", "selector", M.selectors.names.map((s) => [s, s]), "selector"),
     text("filter-env", "env", "env"),

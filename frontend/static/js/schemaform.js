@@ -1,6 +1,8 @@
-// A form generated from a pydantic JSON schema (RunConfig's): one collapsible fieldset per
-// section, inputs by type and enum, bounds from the schema, and a registry of fields keyed by
-// dotted path ("pcm.budget") so server errors can be put next to the field they name.
+// A form generated from a pydantic JSON schema (RunConfig's): the common fields first, then one
+// collapsed fieldset per section, inputs by type and enum, bounds and the schema's default in the
+// help text (the values are whatever setValues was given: a preset's or a run's), and a registry
+// of fields keyed by dotted path ("pcm.budget") so server errors can be put next to the field
+// they name.
 //
 // A section that is a union of variants told apart by a constant field (env: tabletop | libero,
 // each with `name` fixed) gets a variant picker; only the chosen variant's fields are shown and
@@ -85,7 +87,8 @@ export const valueAt = (config, path) =>
   path.split(".").reduce((acc, k) => (acc && typeof acc === "object" ? acc[k] : undefined), config);
 
 export class SchemaForm {
-  constructor(root) {
+  /** `common`: dotted paths shown first, outside their (collapsed) sections, in this order. */
+  constructor(root, { common = [] } = {}) {
     this.root = root;
     // Every field: {path, input, kind, nullable, schema, error, wrap, variant}; `variant` is
     // {section, key} for a field that belongs to one variant of a union section, else null.
@@ -98,6 +101,24 @@ export class SchemaForm {
       if (c.kind === "object" || c.kind === "variants") this.node.append(this.section(key, c, true));
       else this.node.append(this.field(key, c, null));
     }
+    this.moveCommon(common);
+  }
+
+  /** Move the `common` fields into a block at the top (a variant's field is shown there while
+   * its variant is chosen). */
+  moveCommon(common) {
+    const grid = el("div", { class: "field-grid" });
+    for (const path of common) {
+      for (const f of this.allFields.filter((field) => field.path === path)) {
+        f.common = true;
+        f.wrap.querySelector("label").textContent = path.replace(/_/g, " "); // out of its section: the whole path
+        grid.append(f.wrap);
+      }
+    }
+    if (!grid.childElementCount) return;
+    this.node.prepend(el("fieldset", { class: "form-section common-fields", id: "common-fields" },
+      el("legend", {}, "common settings"), grid));
+    for (const path of this.unions.keys()) this.showVariant(path);
   }
 
   /** The fields that count now: shared ones and those of each union's chosen variant. */
@@ -166,6 +187,9 @@ export class SchemaForm {
     const union = this.unions.get(path);
     const chosen = JSON.parse(union.picker.value || "null");
     for (const [key, panel] of union.panels) panel.hidden = key !== chosen;
+    for (const f of this.allFields) {
+      if (f.common && f.variant && f.variant.section === path) f.wrap.hidden = f.variant.key !== chosen;
+    }
   }
 
   field(path, { kind, nullable, schema }, variant) {
@@ -194,15 +218,16 @@ export class SchemaForm {
     Object.assign(input, { id, name: path });
     input.setAttribute("aria-describedby", `${helpId} ${errId}`);
     input.dataset.path = path;
-    const helpBits = [schema.description, boundsText(schema), schema.default !== undefined ? `default ${JSON.stringify(schema.default)}` : ""].filter(Boolean);
+    const helpBits = [schema.description, boundsText(schema), schema.default !== undefined ? `schema default ${JSON.stringify(schema.default)}` : ""].filter(Boolean);
     const error = el("span", { class: "field-error", id: errId, role: "alert" });
+    const overrideNote = el("span", { class: "override-note", id: `${id}-override` });
     const label = el("label", { for: id }, labelOf(path.split(".").pop()));
     const wrap = el("div", { class: `field field-${kind}`, "data-path": path },
       kind === "bool" ? el("div", { class: "check" }, input, label) : [label, input],
       el("small", { class: "help", id: helpId }, helpBits.join(" · ")),
       kind === "choice" ? el("datalist", { id: `${id}-choices` }, ...schema.choices.map((c) => el("option", { value: c }))) : null,
-      error);
-    this.allFields.push({ path, input, kind, nullable, schema, error, wrap, variant });
+      overrideNote, error);
+    this.allFields.push({ path, input, kind, nullable, schema, error, wrap, variant, overrideNote, shown: null });
     return wrap;
   }
 
@@ -211,6 +236,7 @@ export class SchemaForm {
    * show the variant the config names (default: the first); the other variants get defaults.
    */
   setValues(config) {
+    this.clearOverrides();
     for (const [path, union] of this.unions) {
       const key = valueAt(config, `${path}.${union.discriminator}`) ?? [...union.panels.keys()][0];
       union.picker.value = JSON.stringify(key);
@@ -331,6 +357,41 @@ export class SchemaForm {
     for (let n = node; n; n = n.parentElement) if (n.tagName === "DETAILS") n.open = true;
   }
 
+  /**
+   * Show in the field at `path` the value an override (the overrides box) gives it, marked as
+   * such; returns false if no field has that path. `clearOverrides` puts the field's own value back.
+   */
+  showOverride(path, value) {
+    const f = this.fields.get(path);
+    if (!f) return false;
+    if (!f.shown) f.shown = { before: this.readRaw(f) };
+    this.setField(f, value);
+    f.shown.value = this.readRaw(f);
+    f.wrap.classList.add("overridden");
+    f.overrideNote.textContent = "set by the overrides box";
+    return true;
+  }
+
+  clearOverrides() {
+    for (const f of this.allFields) {
+      if (!f.shown) continue;
+      // the user may have typed over the override's value since: keep what they typed
+      if (this.readRaw(f) === f.shown.value) this.writeRaw(f, f.shown.before);
+      f.shown = null;
+      f.wrap.classList.remove("overridden");
+      f.overrideNote.textContent = "";
+    }
+  }
+
+  readRaw(f) {
+    return f.kind === "bool" ? f.input.checked : f.input.value;
+  }
+
+  writeRaw(f, raw) {
+    if (f.kind === "bool") f.input.checked = raw;
+    else f.input.value = raw;
+  }
+
   /** The first field marked invalid, to move focus to. */
   firstInvalid() {
     for (const f of this.fields.values()) if (f.input.getAttribute("aria-invalid")) return f.input;
@@ -348,6 +409,16 @@ export function nest(flat) {
     node[keys[keys.length - 1]] = value;
   }
   return out;
+}
+
+/** {key: line number (from 1)} of "key=value" lines, to point at the line a key was written on. */
+export function overrideLineNumbers(text) {
+  const lines = {};
+  for (const [i, line] of text.split("\n").entries()) {
+    const eq = line.indexOf("=");
+    if (eq > 0 && !line.trim().startsWith("#")) lines[line.slice(0, eq).trim()] = i + 1;
+  }
+  return lines;
 }
 
 /** "key=value" lines (like `pcm train --set`) -> {key: value}; values parsed as JSON if they can be. */
