@@ -107,9 +107,8 @@ def photograph(
             context.add_init_script(f"localStorage.setItem('pcm.token', {token!r})")
         page = context.new_page()
         page.goto(f"{base_url}/runs/{pcm_id}")
-        page.wait_for_function(
-            "Number(document.getElementById('chunk-map').dataset.records) > 0", timeout=60_000
-        )
+        # a selector, not a JS predicate: the dashboard's CSP allows no string evaluation
+        page.wait_for_selector("#chunk-map[data-records]:not([data-records='0'])", timeout=60_000)
         page.wait_for_selector("#chart-success .main-svg")
         time.sleep(1)  # let the last chart batch draw
         page.screenshot(path=str(out / "run.png"))
@@ -117,7 +116,7 @@ def photograph(
         player = page.locator("#media-player")
         if player.count():
             player.wait_for(timeout=60_000)
-            page.evaluate("document.getElementById('media-title').scrollIntoView({block: 'start'})")
+            page.locator("#media-title").scroll_into_view_if_needed()
             time.sleep(2)  # a few chunks into the episode
             page.screenshot(path=str(out / "episodes.png"))
             saved.append("episodes.png")
