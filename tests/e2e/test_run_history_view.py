@@ -19,6 +19,7 @@ RENDER = """async (run) => {
   return {
     start: document.getElementById('start-stage').hidden ? null : text('start-line'),
     tasks: text('start-tasks'),
+    lossChartShown: !document.getElementById('sft-loss-card').hidden,
     queue: document.getElementById('queue-place').hidden ? null : text('queue-line'),
     lineage: text('lineage'),
     clonedHref: document.querySelector('#lineage a')?.getAttribute('href') ?? null,
@@ -55,6 +56,7 @@ def test_a_reused_start_a_clone_and_its_history(page):  # noqa: F811
     assert got["start"].startswith("reusing start ab12cd34ef56ab78 (trained ")
     assert got["start"].endswith(", in 4 min 10 s, success 40%)")
     assert got["tasks"] == "task 0: 25%task 1: 50%"
+    assert got["lossChartShown"] is False  # no epoch of this run to draw
     assert got["queue"] is None
     assert got["lineage"] == "cloned from run #4 · start ab12cd34ef56ab78 · attempt 1"
     assert got["clonedHref"] == "/runs/4"
@@ -81,3 +83,19 @@ def test_a_queued_run_says_where_it_is_and_who_could_take_it(page):  # noqa: F81
     )
     alone = page.evaluate(RENDER, {"status": "queued", "attempt": 0, "queue": {**queue, "workers": []}})
     assert alone["queue"].endswith("no live worker could take it: start one (pcm worker)")
+
+
+def test_a_start_this_run_trains_shows_its_loss_chart(page):  # noqa: F811
+    start = {
+        "hash": "ab12cd34ef56ab78",
+        "state": "training",
+        "stage": 1,
+        "stages": 2,
+        "epoch": 2,
+        "epochs": 6,
+    }
+    got = page.evaluate(
+        RENDER, {"status": "running", "attempt": 1, "start": start, "queue": None, "events": []}
+    )
+    assert got["start"].startswith("training start ab12cd34ef56ab78: stage 1 of 2, epoch 2 of 6")
+    assert got["lossChartShown"] is True

@@ -56,10 +56,8 @@ export class RunHistory {
     this.section = document.getElementById("start-stage");
     this.summary = el("div", { id: "start-summary" });
     const node = el("div", { id: "sft-loss-chart", class: "chart", role: "img", "aria-label": "SFT loss per epoch" });
-    this.section.append(
-      el("h2", { id: "start-title" }, "Behaviour-cloned start"),
-      this.summary,
-      el("figure", { class: "chart-card" }, node));
+    this.figure = el("figure", { class: "chart-card", id: "sft-loss-card" }, node);
+    this.section.append(el("h2", { id: "start-title" }, "Behaviour-cloned start"), this.summary, this.figure);
     this.chart = new LiveChart(node, {
       traces: [{ name: "SFT loss", value: M.SFT_LOSS }],
       layout: { xaxis: { title: { text: "epoch (pre-training first, if any)" } }, yaxis: { title: { text: "loss" } } },
@@ -78,7 +76,11 @@ export class RunHistory {
     const wasHidden = this.section.hidden;
     this.section.hidden = !start;
     if (!start) return;
-    if (wasHidden) this.chart.render(this.store); // drawn at its visible size
+    // the loss chart only where this run trains (or trained) the start: a reused start, or one
+    // that is still loading or another run is training, has no epochs of this run to draw
+    const figureWasHidden = this.figure.hidden;
+    this.figure.hidden = Boolean(start.reused) || start.state === "preparing" || start.state === "waiting";
+    if ((wasHidden || figureWasHidden) && !this.figure.hidden) this.chart.render(this.store); // drawn at its visible size
     this.section.dataset.state = start.state;
     const lines = [];
     if (start.state === "training") {
