@@ -36,3 +36,22 @@ TINY: dict[str, Any] = {
     "train.checkpoint_every": 1,
 }
 """Dotted overrides (as for `pcm train --set`) on top of the default RunConfig."""
+
+
+class RecordingSink:
+    """A MetricSink that keeps the chunk records and media items the trainer reports, per step."""
+
+    def __init__(self):
+        self.chunks, self.media = {}, {}
+
+    def log_metrics(self, step, metrics):
+        pass
+
+    def log_chunks(self, step, records):
+        self.chunks[step] = list(records)
+
+    def log_media(self, step, items):
+        self.media[step] = list(items)
+
+    def close(self):
+        pass

@@ -10,25 +10,7 @@ from PIL import Image
 from pcm_engine.media import downscale, pick_episodes
 from pcm_engine.metrics import FanOutSink, JsonlSink
 from pcm_engine.trainer import Trainer
-
-
-class MediaSink:
-    """Keeps what the trainer reports, media included."""
-
-    def __init__(self):
-        self.chunks, self.media = {}, {}
-
-    def log_metrics(self, step, metrics):
-        pass
-
-    def log_chunks(self, step, records):
-        self.chunks[step] = list(records)
-
-    def log_media(self, step, items):
-        self.media[step] = list(items)
-
-    def close(self):
-        pass
+from tests.tiny import RecordingSink
 
 
 def test_pick_episodes_takes_a_success_and_a_failure_of_each_task_when_both_exist():
@@ -56,7 +38,7 @@ def test_eval_steps_record_decodable_gifs_whose_sidecars_match_the_chunk_records
         pcm__budget=2,
         pcm__mask_records_trajectories=64,  # every trajectory's chunk records, to compare with
     )
-    sink = MediaSink()
+    sink = RecordingSink()
     trainer = Trainer(config, tmp_path, FanOutSink(sink, JsonlSink(tmp_path)), resume=False)
     mixed(trainer)  # even trajectories succeed, odd ones fail: every task has both
     trainer.train()
@@ -96,7 +78,7 @@ def gif_duration_ms(path) -> int:
 
 
 def test_record_episodes_zero_records_nothing(tiny, tmp_path):
-    sink = MediaSink()
+    sink = RecordingSink()
     trainer = Trainer(
         tiny(eval__every=1, eval__record_episodes=0, train__steps=1), tmp_path, sink, resume=False
     )

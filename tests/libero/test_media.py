@@ -11,29 +11,13 @@ import pytest
 
 from pcm_engine.config import RunConfig
 from tests.libero.test_libero_env import CHUNK, ENV, MISSING, checkpoint, env  # noqa: F401 (fixtures)
+from tests.tiny import RecordingSink
 
 pytestmark = [
     pytest.mark.libero,
     pytest.mark.slow,
     pytest.mark.skipif(MISSING is not None, reason=f"LIBERO is not installed: {MISSING}"),
 ]
-
-
-class RecordingSink:
-    def __init__(self):
-        self.chunks, self.media = {}, {}
-
-    def log_metrics(self, step, metrics):
-        pass
-
-    def log_chunks(self, step, records):
-        self.chunks[step] = list(records)
-
-    def log_media(self, step, items):
-        self.media[step] = list(items)
-
-    def close(self):
-        pass
 
 
 def test_an_eval_step_records_libero_episodes(env, checkpoint, tmp_path, monkeypatch):  # noqa: F811

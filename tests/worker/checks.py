@@ -8,10 +8,25 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from backend.store.models import Artifact, ChunkMask, Metric, RunEvent
+from backend.store.models import Artifact, ChunkMask, Metric, Run, RunEvent, User
 from pcm_engine import metrics as M
 from tests.services import ServiceStack, read_events
 from worker.artifacts import folder_digest
+
+
+def add_queued_run(session) -> Run:
+    """One queued run, owned by a new user "ada", with an empty config (for tests of what the
+    worker writes into a run's row)."""
+    user = User(username="ada")
+    session.add(user)
+    session.flush()
+    run = Run(
+        name="r", owner_id=user.id, config={}, config_hash="h", selector="pcm", env_name="tabletop",
+        steps_total=3, summary={},
+    )  # fmt: skip
+    session.add(run)
+    session.flush()
+    return run
 
 
 def train_over_http(stack: ServiceStack, **overrides) -> tuple[dict, list[dict], float]:

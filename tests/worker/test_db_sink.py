@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from backend.store.db import migrate, session_scope
-from backend.store.models import ChunkMask, Metric, Run, RunEvent, User
+from backend.store.models import ChunkMask, Metric, Run, RunEvent
 from backend.store.settings import Settings
 from pcm_engine import metrics as M
 from pcm_engine.metrics import ChunkRecord
+from tests.worker.checks import add_queued_run
 from worker.db_sink import MEAN_UPDATE_S, DatabaseSink
 
 
@@ -23,15 +24,7 @@ def database(request, tmp_path) -> tuple[Settings, int]:
     settings = Settings(_env_file=None, data_dir=tmp_path, database_url=url)
     migrate(url)
     with session_scope(url) as session:
-        user = User(username="ada")
-        session.add(user)
-        session.flush()
-        run = Run(
-            name="r", owner_id=user.id, config={}, config_hash="h", selector="pcm", env_name="tabletop",
-            steps_total=3, summary={},
-        )  # fmt: skip
-        session.add(run)
-        session.flush()
+        run = add_queued_run(session)
         return settings, run.id
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from backend.store import lifecycle, media_requests
 from backend.store.db import migrate, session_scope
-from backend.store.models import Run, User
+from backend.store.models import Run
+from tests.worker.checks import add_queued_run
 from worker.heartbeat import Attachment
 from worker.runner import StopCheck, StopReason
 
@@ -21,15 +22,7 @@ def running(request) -> tuple[str, int]:
     url = request.getfixturevalue(request.param)
     migrate(url)
     with session_scope(url) as session:
-        user = User(username="ada")
-        session.add(user)
-        session.flush()
-        run = Run(
-            name="r", owner_id=user.id, config={}, config_hash="h", selector="pcm", env_name="tabletop",
-            steps_total=3, summary={},
-        )  # fmt: skip
-        session.add(run)
-        session.flush()
+        run = add_queued_run(session)
         assert lifecycle.claim_run(session, run.id, WORKER)
         return url, run.id
 

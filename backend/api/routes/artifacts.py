@@ -50,19 +50,25 @@ def artifact_name(settings: Settings, run: Run, artifact: Artifact) -> str:
     return path.relative_to(base).as_posix() if path.is_relative_to(base) else path.name
 
 
+def file_on_disk(path: Path, roots: list[Path], what: str, outside: str, *, plain_file: bool = False) -> Path:
+    """`path` resolved, if it lies under one of `roots` (403 "<what> lies outside <outside>"
+    otherwise: a bad row cannot serve arbitrary files) and is still there (404), as a plain file
+    if `plain_file`."""
+    path = path.resolve()
+    if not any(path.is_relative_to(root.resolve()) for root in roots):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{what} lies outside {outside}")
+    if not (path.is_file() if plain_file else path.exists()):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} is no longer on disk")
+    return path
+
+
 def artifact_path(settings: Settings, run: Run, artifact: Artifact) -> Path:
     """The artifact on disk. Relative paths are relative to the run folder; either way it must lie
     inside the data dir or the run folder, so a bad row cannot serve arbitrary files."""
     base = run_folder(settings, run)
-    path = (base / artifact.path).resolve()
-    roots = [settings.data_dir.resolve(), base.resolve()]
-    if not any(path.is_relative_to(root) for root in roots):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"artifact {artifact.id} lies outside the data directory"
-        )
-    if not path.exists():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"artifact {artifact.id} is no longer on disk")
-    return path
+    return file_on_disk(
+        base / artifact.path, [settings.data_dir, base], f"artifact {artifact.id}", "the data directory"
+    )
 
 
 @router.get(

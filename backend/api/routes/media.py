@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from backend.access import get_visible_run, not_found, require_change
-from backend.api.routes.artifacts import run_folder
+from backend.api.routes.artifacts import file_on_disk, run_folder
 from backend.deps import (
     BearerSecret,
     CurrentUser,
@@ -104,13 +104,8 @@ def get_media_run(
 def media_path(settings: Settings, run: Run, media: RunMedia) -> Path:
     """The file on disk: `media.path` under the run folder, which it may not leave (a bad row
     cannot serve other files)."""
-    base = run_folder(settings, run).resolve()
-    path = (base / media.path).resolve()
-    if not path.is_relative_to(base):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"media {media.id} lies outside its run folder")
-    if not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"media {media.id} is no longer on disk")
-    return path
+    base = run_folder(settings, run)
+    return file_on_disk(base / media.path, [base], f"media {media.id}", "its run folder", plain_file=True)
 
 
 @router.get(
