@@ -64,26 +64,46 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["torch_cuda"])
 
 
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    """Where step `step`'s checkpoint lives once written."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"{PREFIX}{step:06d}"
+
+
+def pending_path(run_dir: str | Path, step: int) -> Path:
+    """The temporary folder step `step`'s checkpoint is written to before it is renamed."""
+    return Path(run_dir) / CHECKPOINT_DIR / f".tmp_{PREFIX}{step:06d}"
+
+
+def start_checkpoint(run_dir: str | Path, step: int) -> Path:
+    """An empty `pending_path` (what a crash mid-write left there is dropped)."""
+    tmp = pending_path(run_dir, step)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
 def save_checkpoint(
     run_dir: str | Path,
     step: int,
     *,
     config: RunConfig,
-    policy: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    policy: torch.nn.Module | None,
+    optimizer: torch.optim.Optimizer | None,
     trainer_state: dict[str, Any],
     keep_last: int,
 ) -> Path:
-    """Write `checkpoints/step_NNNNNN/` atomically and prune all but the newest `keep_last`."""
-    root = Path(run_dir) / CHECKPOINT_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{PREFIX}{step:06d}"
-    tmp = root / f".tmp_{PREFIX}{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    weights = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
-    save_file(weights, tmp / "policy.safetensors")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    """Write `checkpoints/step_NNNNNN/` atomically and prune all but the newest `keep_last`.
+    `policy` and `optimizer` None: their shards are in `pending_path` already (FSDP's ranks
+    wrote them there together, `pcm_engine.sharding.save_sharded`)."""
+    final = checkpoint_path(run_dir, step)
+    if policy is None:
+        tmp = pending_path(run_dir, step)
+    else:
+        tmp = start_checkpoint(run_dir, step)
+        weights = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
+        save_file(weights, tmp / "policy.safetensors")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save({"step": step, **trainer_state}, tmp / "state.pt")
     config.save(tmp / "config.yaml")
     shutil.rmtree(final, ignore_errors=True)
@@ -96,8 +116,14 @@ def save_checkpoint(
 def load_checkpoint(
     checkpoint: Checkpoint, *, policy: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any]:
-    """Load weights and optimizer in place; returns the trainer state (step, keep weights, RNGs)."""
-    device = next(policy.parameters()).device
-    policy.load_state_dict(load_file(checkpoint.path / "policy.safetensors", device=str(device)))
-    optimizer.load_state_dict(torch.load(checkpoint.path / "optimizer.pt", map_location=device))
+    """Load weights and optimizer in place; returns the trainer state (step, keep weights, RNGs).
+    A sharded checkpoint (FSDP) is read by every rank of the run together."""
+    from pcm_engine.sharding import SHARDED_DIR, load_sharded
+
+    if (checkpoint.path / SHARDED_DIR).is_dir():
+        load_sharded(checkpoint.path, policy, optimizer)
+    else:
+        device = next(policy.parameters()).device
+        policy.load_state_dict(load_file(checkpoint.path / "policy.safetensors", device=str(device)))
+        optimizer.load_state_dict(torch.load(checkpoint.path / "optimizer.pt", map_location=device))
     return torch.load(checkpoint.path / "state.pt", weights_only=False)

@@ -123,6 +123,9 @@ def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> di
             cache,
             on_start=lambda d: tqdm.write(f"behaviour cloning the SFT start -> {d}", file=sys.stderr),
         )
+    if config.dist.world_size > 1:
+        train_ranks(config, run_dir)
+        return summarize(M.read_metrics(run_dir), run_dir)
     progress = ProgressSink(total=config.train.steps, desc=config.name)
     sink = mirror_sinks(FanOutSink(JsonlSink(run_dir), progress), config, run_dir)
     trainer = Trainer(config, run_dir, sink)
@@ -134,6 +137,42 @@ def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> di
     finally:
         sink.close()
     return summarize(M.read_metrics(run_dir), run_dir)
+
+
+def train_ranks(config: RunConfig, run_dir: Path) -> None:
+    """Train a `dist.world_size` > 1 run on this machine: `torch.distributed.run` starts the
+    ranks (`pcm_engine.rank`; rank 0 shows the progress bar and writes metrics.jsonl). One rank
+    failing ends them all, and this raises; Ctrl-C or SIGTERM reaches every rank."""
+    import signal
+    import subprocess
+
+    from pcm_engine.launch import local_rendezvous, torchrun_command
+
+    if config.dist.nodes > 1:
+        raise ConfigError(
+            [
+                (
+                    "dist.nodes",
+                    "a run over several machines is started by workers (`pcm worker`), not `pcm train`",
+                )
+            ]
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.yaml")
+    command = torchrun_command(
+        config, local_rendezvous(config.name), "pcm_engine.rank", "--run-dir", str(run_dir)
+    )
+    tqdm.write(f"starting {config.dist.world_size} ranks ({config.dist.strategy})", file=sys.stderr)
+    ranks = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: ranks.send_signal(signum))
+    try:
+        code = ranks.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code != 0:
+        raise RuntimeError(
+            f"a rank of the run failed (torch.distributed.run exited {code}); see its log above"
+        )
 
 
 def summarize(rows: list[dict], run_dir: Path) -> dict:

@@ -484,6 +484,41 @@ class TrainConfig(_Section):
     )
 
 
+class DistConfig(_Section):
+    """One run over several processes (pcm_engine.distributed; docs/architecture.md,
+    "Distributed runs")."""
+
+    world_size: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Ranks (processes, one per GPU) that train this run together; each rolls out "
+        "groups_per_step / world_size whole groups. 1 = one process.",
+    )
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="ddp: every rank holds the whole policy, gradients are summed over ranks. "
+        "fsdp: FSDP2 fully_shard per decoder/encoder block, for policies that do not fit one device.",
+    )
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        "auto", description="torch.distributed backend; auto = nccl on CUDA, gloo on the CPU."
+    )
+    nodes: int = Field(
+        1,
+        ge=1,
+        le=128,
+        description="Machines the ranks span (world_size / nodes ranks each), joined through a "
+        "c10d rendezvous.",
+    )
+    timeout_s: float = Field(
+        600.0,
+        ge=10,
+        le=86400,
+        description="Seconds a rank waits on its peers before the run fails (a dead rank ends "
+        "the run instead of hanging it).",
+    )
+
+
 class RunConfig(_Section):
     """Everything that defines a run. Saved beside every checkpoint; resume reads it back."""
 
@@ -495,6 +530,7 @@ class RunConfig(_Section):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    dist: DistConfig = Field(default_factory=DistConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
@@ -513,7 +549,29 @@ class RunConfig(_Section):
                 f"grpo.mini_batches ({self.grpo.mini_batches}) exceeds the trajectories per step "
                 f"({trajectories} = group_size x groups_per_step)"
             )
+        self._check_distributed()
         return self
+
+    def _check_distributed(self) -> None:
+        d = self.dist
+        if d.nodes > d.world_size:
+            raise ValueError(f"dist.nodes ({d.nodes}) exceeds dist.world_size ({d.world_size})")
+        if d.world_size == 1:
+            return
+        if self.grpo.groups_per_step % d.world_size:
+            raise ValueError(
+                f"grpo.groups_per_step ({self.grpo.groups_per_step}) must be a multiple of "
+                f"dist.world_size ({d.world_size}): every rank rolls out whole GRPO groups"
+            )
+        if d.world_size % d.nodes:
+            raise ValueError(
+                f"dist.world_size ({d.world_size}) must be a multiple of dist.nodes ({d.nodes}): "
+                "every node runs the same number of ranks"
+            )
+        if self.train.overlap_rollouts:
+            raise ValueError("train.overlap_rollouts runs in one process only (dist.world_size 1)")
+        if d.backend == "nccl" and self.train.device == "cpu":
+            raise ValueError("dist.backend 'nccl' needs train.device cuda (or auto on a GPU machine)")
 
     # --- I/O -----------------------------------------------------------------------------------
 

@@ -94,9 +94,13 @@ def record_episodes(
     labels: list[list[str]],
     kept_rows: np.ndarray,
     per_task: int,
+    *,
+    among: np.ndarray | None = None,
 ) -> list[MediaItem]:
     """Write the GIF and sidecar of `per_task` episodes per task of `batch` (the step's rollouts,
-    `labels` their phases, `kept_rows` the chunk rows the selector kept); returns what was written."""
+    `labels` their phases, `kept_rows` the chunk rows the selector kept), chosen among the
+    trajectories `among` marks (None: all; a rank of a distributed run holds only its own
+    images); returns what was written."""
     if per_task <= 0 or batch.num_trajectories == 0:
         return []
     run_dir = Path(run_dir)
@@ -104,7 +108,9 @@ def record_episodes(
     folder.mkdir(parents=True, exist_ok=True)
     kept = set(np.asarray(kept_rows).tolist())
     items = []
-    for t in pick_episodes(batch.success, batch.task, per_task):
+    candidates = np.arange(batch.num_trajectories) if among is None else np.flatnonzero(among)
+    for t in candidates[pick_episodes(batch.success[candidates], batch.task[candidates], per_task)]:
+        t = int(t)
         rows = batch.chunks_of(t)
         chunks = [
             MediaChunk(chunk=int(batch.chunk_index[row]), phase=phase, kept=int(row) in kept)

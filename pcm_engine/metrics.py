@@ -53,10 +53,25 @@ TIME_UPDATE = "time/update_s"
 TIME_OTHER = "time/other_s"
 TIME_EVAL = "time/eval_s"
 TIME_STEP = "time/step_s"
+# with several ranks (dist.world_size > 1) the timings above are the slowest rank's; these are
+# how much faster the fastest rank was
+TIME_ROLLOUT_SPREAD = "time/rollout_spread_s"
+TIME_SELECT_SPREAD = "time/select_spread_s"
+TIME_UPDATE_SPREAD = "time/update_spread_s"
+SPREADS = {
+    TIME_ROLLOUT: TIME_ROLLOUT_SPREAD,
+    TIME_SELECT: TIME_SELECT_SPREAD,
+    TIME_UPDATE: TIME_UPDATE_SPREAD,
+}
 # memory
 MEM_ACTIVATION = "mem/activation_bytes"
 MEM_PEAK_RSS = "mem/peak_rss_bytes"
 MEM_PEAK_GPU = "mem/peak_gpu_bytes"
+
+
+def spread_metric(timing: str) -> str:
+    """The slowest-minus-fastest rank seconds of a step's `timing` (TIME_ROLLOUT, ...)."""
+    return SPREADS[timing]
 
 
 def score_metric(phase: str) -> str:
@@ -129,7 +144,7 @@ def all_metric_names() -> list[str]:
     names = (
         list(PER_STEP_METRICS) + [score_metric(c) for c in PHASES] + [score_null_metric(c) for c in PHASES]
     )
-    names += [EVAL_SUCCESS, EVAL_EPISODES, TIME_EVAL, TRAIN_REF_KL, MEM_PEAK_GPU]
+    names += [EVAL_SUCCESS, EVAL_EPISODES, TIME_EVAL, TRAIN_REF_KL, MEM_PEAK_GPU, *SPREADS.values()]
     names += [SFT_LOSS, SFT_DEMO_CHUNKS]
     return names
 

@@ -92,11 +92,14 @@ def collect_rollouts(
     chunk_len: int,
     temperature: float,
     generator: torch.Generator | None = None,
+    streams: list[np.random.Generator] | None = None,
     split: Split = "train",
 ) -> ChunkBatch:
     """Run one episode per (task, init state) pair, all envs in one batch, and record every chunk.
 
-    Only envs still running are fed to the policy; finished ones are skipped.
+    Only envs still running are fed to the policy; finished ones are skipped. Sampling draws from
+    `generator`, or with `streams` (one generator per episode) from the episode's own stream, so
+    that an episode's actions do not depend on which episodes share its batch.
     """
     tasks = np.asarray(tasks, dtype=np.int64)
     n = len(tasks)
@@ -115,7 +118,11 @@ def collect_rollouts(
             if len(live) == 0:
                 break
             inputs = policy.prepare(obs.images[live], obs.proprio[live], [instructions[i] for i in live])
-            tokens, log_probs = policy.sample(inputs, temperature, generator)
+            uniforms = None
+            if streams is not None:
+                size = policy.num_action_tokens
+                uniforms = torch.from_numpy(np.stack([streams[i].random(size) for i in live]))
+            tokens, log_probs = policy.sample(inputs, temperature, generator, uniforms=uniforms)
             chunk_actions = policy.actions_from_tokens(tokens)
             record["images"].append(obs.images[live])
             record["proprio"].append(obs.proprio[live])

@@ -32,6 +32,18 @@ def step_stream(seed: int, purpose: str, step: int, *extra: int) -> np.random.Ge
     return np.random.default_rng(np.random.SeedSequence([seed, STREAMS[purpose], step, *extra]))
 
 
+def trajectory_streams(
+    seed: int, purpose: str, step: int, trajectories: np.ndarray, *extra: int
+) -> list[np.random.Generator]:
+    """One generator of `purpose` at step `step` per trajectory, keyed by its *global* index in
+    the step (`trajectories`): a trajectory draws the same numbers whichever process rolls it out
+    and whichever others share its batch (pcm_engine.distributed)."""
+    if purpose not in STREAMS:
+        raise ValueError(f"unknown random stream '{purpose}' (known: {sorted(STREAMS)})")
+    entropy = [seed, STREAMS[purpose], step, *extra]
+    return [np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(int(t),))) for t in trajectories]
+
+
 def step_torch_generator(
     seed: int, purpose: str, step: int, device: torch.device | str, *extra: int
 ) -> torch.Generator:

@@ -18,15 +18,24 @@ import torch
 
 from pcm_engine import metrics as M
 from pcm_engine.checkpoint import (
+    checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
+    pending_path,
     restore_rng_state,
     rng_state,
     save_checkpoint,
+    start_checkpoint,
 )
 from pcm_engine.chunk_records import recorded_trajectories
 from pcm_engine.config import RunConfig
-from pcm_engine.device import pick_device
+from pcm_engine.distributed import (
+    DistContext,
+    gather_rollouts,
+    rank_device,
+    slowest_and_spread,
+    sum_gradients,
+)
 from pcm_engine.envs import make_env
 from pcm_engine.evaluation import evaluate_policy
 from pcm_engine.grpo import LOSS_STATS, group_advantages, mixed_group_mask, surrogate_sums
@@ -49,7 +58,16 @@ from pcm_engine.phases import PHASES, gripper_close_fraction, label_phases
 from pcm_engine.policies import PolicyInputs, VLAPolicy
 from pcm_engine.policies.factory import build_policy
 from pcm_engine.rollout import ChunkBatch, collect_rollouts
-from pcm_engine.seeding import step_stream, step_torch_generator
+from pcm_engine.seeding import step_stream, trajectory_streams
+from pcm_engine.sharding import (
+    full_value,
+    gathered_weights,
+    local_tensor,
+    pad_passes,
+    save_sharded,
+    set_gradient_sync,
+    shard_policy,
+)
 
 
 def rows_by_trajectory(traj: np.ndarray, num_trajectories: int) -> list[np.ndarray]:
@@ -88,39 +106,68 @@ class Selection:
     # [trajectories of update_batch] chunks of each before selection (what GRPO would update);
     # None = take the kept ones
     full_chunks: np.ndarray | None = None
+    # [trajectories of update_batch] True where this rank rolled it out (and so forwards it);
+    # None = every one (one process)
+    own: np.ndarray | None = None
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, run_dir: str | Path, sink: MetricSink, *, resume: bool = True):
+    """One rank's trainer: with `dist` (rank r of W, started by `torch.distributed.run` and in
+    its process group), it trains its share of a `dist.world_size` run (pcm_engine.distributed);
+    only rank 0 reports to its sink and writes checkpoints."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: str | Path,
+        sink: MetricSink,
+        *,
+        resume: bool = True,
+        dist: DistContext | None = None,
+    ):
         self.config = config
+        self.dist = dist or DistContext()
+        if self.dist.world_size != config.dist.world_size:
+            raise ValueError(
+                f"dist.world_size is {config.dist.world_size} but this process is one of "
+                f"{self.dist.world_size}: start the ranks with `pcm train` (it launches them)"
+            )
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.sink = sink
         if config.train.torch_threads:
             torch.set_num_threads(config.train.torch_threads)
-        self.device = pick_device(config.train.device)
+        self.device = rank_device(config.train.device, self.dist)
         torch.manual_seed(config.train.seed)
         self.env = make_env(config.env)
         self.policy = build_policy(config, self.env, self.device)
         self.policy.train()
-        trainable = [p for p in self.policy.parameters() if p.requires_grad]
         g = config.grpo
-        self.optimizer = torch.optim.AdamW(
-            trainable, lr=g.lr, betas=tuple(g.betas), weight_decay=g.weight_decay
-        )
         self.reference = None
         if g.kl_coef > 0:
             self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        self.sharded = self.dist.distributed and config.dist.strategy == "fsdp"
+        if self.sharded:
+            shard_policy(self.policy)
+        trainable = [p for p in self.policy.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            trainable, lr=g.lr, betas=tuple(g.betas), weight_decay=g.weight_decay
+        )
         self.keep = KeepWeights(
             PHASES, config.pcm.refresh_every, config.pcm.p_min, estimator=config.pcm.score
         )
         self.step_count = 0
         self.stopped_early = False
         self._last_log = time.perf_counter()
-        self._param_storages = {p.untyped_storage().data_ptr() for p in self.policy.parameters()}
+        # the weights' storages, which the activation meter leaves out (under FSDP the local
+        # shards: the gathered whole weights a pass saves count as its activations)
+        self._param_storages = {
+            local_tensor(p).untyped_storage().data_ptr() for p in self.policy.parameters()
+        }
         self._trainable = trainable
         self._chunk_bytes: dict[tuple[int, bool], float] = {}  # grpo.pass_memory_mb's probes
-        config.save(self.run_dir / "config.yaml")
+        if self.dist.is_main:
+            config.save(self.run_dir / "config.yaml")
         self.resumed_checkpoint: Path | None = None
         self._prefetcher: RolloutPrefetcher | None = None  # train.overlap_rollouts, made on first use
         self.resume_from = self._try_resume() if resume else None
@@ -139,18 +186,30 @@ class Trainer:
         return self.step_count
 
     def save(self) -> Path:
-        return save_checkpoint(
-            self.run_dir,
-            self.step_count,
-            config=self.config,
-            policy=self.policy,
-            optimizer=self.optimizer,
-            trainer_state={
-                "keep_weights": self.keep.state_dict(),
-                "rng": rng_state(),
-            },
-            keep_last=self.config.train.keep_checkpoints,
-        )
+        """Write this step's checkpoint (every rank calls it; rank 0 writes, and under FSDP every
+        rank writes its shards first); returns where it lives."""
+        step = self.step_count
+        if self.sharded:
+            if self.dist.is_main:
+                start_checkpoint(self.run_dir, step)
+            self.dist.barrier()
+            save_sharded(pending_path(self.run_dir, step), self.policy, self.optimizer)
+            self.dist.barrier()
+        if self.dist.is_main:
+            save_checkpoint(
+                self.run_dir,
+                step,
+                config=self.config,
+                policy=None if self.sharded else self.policy,
+                optimizer=None if self.sharded else self.optimizer,
+                trainer_state={
+                    "keep_weights": self.keep.state_dict(),
+                    "rng": rng_state(),
+                },
+                keep_last=self.config.train.keep_checkpoints,
+            )
+        self.dist.barrier()  # no rank goes on (or resumes) before the checkpoint is in place
+        return checkpoint_path(self.run_dir, step)
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -173,25 +232,44 @@ class Trainer:
         cfg = self.config
         last: dict[str, float] = {}
         if self.step_count == 0 and cfg.eval.every > 0:
-            self.sink.log_metrics(0, self.evaluate())
+            initial = self.evaluate()
+            if self.dist.is_main:
+                self.sink.log_metrics(0, initial)
         self._last_log = time.perf_counter()  # start-up and the step-0 eval are no step's time
         try:
             while self.step_count < cfg.train.steps:
                 last = self.step(should_record_media=should_record_media)
                 every = cfg.train.checkpoint_every
-                stopping = should_stop is not None and should_stop()
+                stopping = self.dist.broadcast_flag(should_stop is not None and should_stop())
                 due = (every and self.step_count % every == 0) or self.step_count == cfg.train.steps
                 if due or stopping:
                     path = self.save()
-                    if on_checkpoint is not None:
+                    if on_checkpoint is not None and self.dist.is_main:
                         on_checkpoint(path, self.step_count)
                 if stopping and self.step_count < cfg.train.steps:
                     self.stopped_early = True
                     return last
         finally:
             self.close()
-        self.policy.save_pretrained(self.run_dir / "policy")
+        self.export(self.run_dir / "policy")
         return last
+
+    def export(self, directory: Path) -> None:
+        """Write the policy loadable with `VLAPolicy.from_pretrained` (rank 0; under FSDP the
+        ranks first gather the whole weights into a rank-local copy)."""
+        if not self.sharded:
+            if self.dist.is_main:
+                self.policy.save_pretrained(directory)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        weights = get_model_state_dict(self.policy, options=options)
+        if self.dist.is_main:
+            whole = build_policy(self.config, self.env, torch.device("cpu"))
+            whole.load_state_dict(weights)
+            whole.save_pretrained(directory)
+        self.dist.barrier()
 
     def close(self) -> None:
         """Stop the overlapped rollout thread, dropping a rollout in flight (a resumed run rolls
@@ -212,18 +290,23 @@ class Trainer:
         number = self.step_count + 1
         t0 = time.perf_counter()
         prefetched = self._prefetcher.take(number) if self._prefetcher is not None else None
-        batch = self.rollout() if prefetched is None else prefetched.batch
+        if prefetched is None:
+            with gathered_weights(self.policy, self.sharded):
+                batch = self.rollout()
+        else:
+            batch = prefetched.batch
         t1 = time.perf_counter()
         if cfg.train.overlap_rollouts and number < cfg.train.steps:
             self._prefetch(number + 1)
-        selection = self.select(batch)
+        batch, own = gather_rollouts(self.dist, batch)
+        selection = self.select(batch, own=own)
         t2 = time.perf_counter()
         update_stats = self.update(selection)
         t3 = time.perf_counter()
         self.step_count += 1
 
         out = self._step_metrics(batch, selection, update_stats)
-        out.update({M.TIME_ROLLOUT: t1 - t0, M.TIME_SELECT: t2 - t1, M.TIME_UPDATE: t3 - t2})
+        out.update(self._timings({M.TIME_ROLLOUT: t1 - t0, M.TIME_SELECT: t2 - t1, M.TIME_UPDATE: t3 - t2}))
         hidden = 0.0 if prefetched is None else prefetched.hidden
         out[M.TIME_ROLLOUT_HIDDEN] = hidden
         out[M.TIME_ROLLOUT_OVERLAP] = 0.0 if prefetched is None else hidden / max(prefetched.seconds, 1e-9)
@@ -236,7 +319,7 @@ class Trainer:
                 self._prefetcher.wait()  # the env belongs to the rollout in flight until it ends
             out.update(self.evaluate())
         per_task = episodes_per_task(cfg.eval.record_episodes, eval_step=eval_step, requested=requested)
-        if per_task:
+        if per_task and self.dist.is_main:
             out[M.TIME_EVAL] = out.get(M.TIME_EVAL, 0.0) + self._record_media(batch, selection, per_task)
         if torch.cuda.is_available() and self.device.type == "cuda":
             out[M.MEM_PEAK_GPU] = float(torch.cuda.max_memory_allocated(self.device))
@@ -246,8 +329,20 @@ class Trainer:
         out[M.TIME_STEP] = step_s
         out[M.TIME_OTHER] = max(0.0, step_s - (t3 - t0))
         self._last_log = now
-        self.sink.log_metrics(self.step_count, out)
-        self.sink.log_chunks(self.step_count, self._chunk_records(batch, selection))
+        if self.dist.is_main:
+            self.sink.log_metrics(self.step_count, out)
+            self.sink.log_chunks(self.step_count, self._chunk_records(batch, selection))
+        return out
+
+    def _timings(self, seconds: dict[str, float]) -> dict[str, float]:
+        """The step's phase timings: with several ranks, the slowest rank's (the step waits for
+        it) and the spread between slowest and fastest (`M.spread_metric`)."""
+        if not self.dist.distributed:
+            return seconds
+        out: dict[str, float] = {}
+        for name, (slowest, spread) in slowest_and_spread(self.dist, seconds).items():
+            out[name] = slowest
+            out[M.spread_metric(name)] = spread
         return out
 
     # --- the pieces ------------------------------------------------------------------------------
@@ -269,19 +364,26 @@ class Trainer:
         g = self.config.grpo
         step = self.step_count + 1 if step is None else step
         extra = () if probe is None else (probe + 1,)
-        schedule = step_stream(self.config.train.seed, "schedule", step, *extra)
+        seed = self.config.train.seed
+        schedule = step_stream(seed, "schedule", step, *extra)
         tasks = schedule.integers(0, self.env.num_tasks, size=g.groups_per_step)
         inits = schedule.integers(0, self.env.num_init_states("train"), size=g.groups_per_step)
+        groups = np.arange(g.groups_per_step)[self._own_groups()]  # this rank's share
+        trajectories = np.arange(groups[0] * g.group_size, (groups[-1] + 1) * g.group_size)
         return collect_rollouts(
             self.env,
             self.policy if policy is None else policy,
-            np.repeat(tasks, g.group_size),
-            np.repeat(inits, g.group_size),
-            np.repeat(np.arange(g.groups_per_step), g.group_size),
+            np.repeat(tasks[groups], g.group_size),
+            np.repeat(inits[groups], g.group_size),
+            np.repeat(groups, g.group_size),
             chunk_len=g.chunk_len,
             temperature=g.temperature,
-            generator=step_torch_generator(self.config.train.seed, "rollout", step, self.device, *extra),
+            streams=trajectory_streams(seed, "rollout", step, trajectories, *extra),
         )
+
+    def _own_groups(self) -> slice:
+        share = self.dist.groups(self.config.grpo.groups_per_step)
+        return slice(share.start, share.stop)
 
     def stream(self, purpose: str, *extra: int) -> np.random.Generator:
         """This step's random stream for `purpose` (`pcm_engine.seeding`)."""
@@ -306,8 +408,9 @@ class Trainer:
             )
         return labels
 
-    def select(self, batch: ChunkBatch) -> Selection:
-        """Phases, scores (§3), keep weights (§4), dynamic sampling and chunk selection (§5)."""
+    def select(self, batch: ChunkBatch, *, own: np.ndarray | None = None) -> Selection:
+        """Phases, scores (§3), keep weights (§4), dynamic sampling and chunk selection (§5), of
+        the whole step's batch; `own` [trajectories] marks this rank's (None: all)."""
         cfg = self.config
         labels = self.label(batch)
         chunk_phases = [label for traj in labels for label in traj]  # rows are trajectory-major
@@ -355,6 +458,7 @@ class Trainer:
             score_nulls=self._score_nulls(batch, chunk_phases),
             full_weights=full_weights,
             full_chunks=np.array([len(traj.phases) for traj in chunks], dtype=np.int64),
+            own=None if own is None else own[eligible],
         )
 
     def _loss_weights(
@@ -466,21 +570,38 @@ class Trainer:
         totals = torch.zeros(len(LOSS_STATS), dtype=torch.float64, device=self.device)
         total_weight, grad_norms, num_passes = 0.0, [], 0
         activation: dict[tuple, int] = {}  # pass shape -> saved bytes
+        own = selection.own if selection.own is not None else np.ones(batch.num_trajectories, dtype=bool)
         for mini in minis:
             mini_rows = np.sort(np.concatenate([rows_of[t] for t in mini]))
             normaliser = self.normaliser(selection, mini, mini_rows) * tokens_per_chunk
             if normaliser <= 0 or len(mini_rows) == 0:
                 continue
             self.optimizer.zero_grad(set_to_none=True)
-            passes = self._micro_batches(batch, mini, mini_rows, rows_of, widths[batch.traj[mini_rows]], cap)
+            mine = mini[own[mini]]  # the mini-batch's trajectories this rank forwards
+            mine_rows = np.sort(np.concatenate([rows_of[t] for t in mine])) if len(mine) else mini_rows[:0]
+            passes = []
+            if len(mine_rows):
+                passes = self._micro_batches(
+                    batch, mine, mine_rows, rows_of, widths[batch.traj[mine_rows]], cap
+                )
             num_passes += len(passes)
-            chunk = self._chunk_tensors(batch, selection, np.concatenate(passes))
+            chunk = self._chunk_tensors(batch, selection, np.concatenate([mini_rows[:0], *passes]))
+            if self.sharded:  # every rank makes as many passes; the extra ones weigh nothing
+                counts = self.dist.all_gather(len(passes))
+                passes = pad_passes(passes, counts, None)
             start = 0
-            for rows in passes:
-                # a pass's own copy of its slice (a device-side copy, no transfer): what autograd
-                # saves of it is then this pass's, as the activation meter counts storages
-                part = {k: t[start : start + len(rows)].clone() for k, t in chunk.items()}
-                start += len(rows)
+            for i, rows in enumerate(passes):
+                if rows is None:
+                    rows = mini_rows[:1]
+                    part = self._chunk_tensors(batch, selection, rows)
+                    part["weights"] = torch.zeros_like(part["weights"])
+                else:
+                    # a pass's own copy of its slice (a device-side copy, no transfer): what autograd
+                    # saves of it is then this pass's, as the activation meter counts storages
+                    part = {k: t[start : start + len(rows)].clone() for k, t in chunk.items()}
+                    start += len(rows)
+                if self.sharded:
+                    set_gradient_sync(self.policy, i == len(passes) - 1)
                 inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
                 shape = (len(rows), inputs.input_ids.shape[1], inputs.unpadded)
                 meter = SavedTensorMeter(self._param_storages) if shape not in activation else None
@@ -503,12 +624,20 @@ class Trainer:
                     )
                 if meter is not None:
                     activation[shape] = meter.bytes
-                (sums.loss / normaliser).backward()
+                loss = sums.loss / normaliser
+                if self.sharded:  # FSDP averages gradients over ranks; the update wants their sum
+                    loss = loss * self.dist.world_size
+                loss.backward()
                 totals += sums.stats.double()
             total_weight += normaliser
-            grad_norms.append(torch.nn.utils.clip_grad_norm_(self._trainable, g.max_grad_norm))
+            if not self.sharded:
+                sum_gradients(self.dist, self._trainable)
+            grad_norms.append(full_value(torch.nn.utils.clip_grad_norm_(self._trainable, g.max_grad_norm)))
             self.optimizer.step()
         w = max(total_weight, 1e-12)
+        if self.dist.distributed:  # every rank's share of the loss statistics
+            totals = torch.stack([t.to(totals) for t in self.dist.all_gather(totals.cpu())]).sum(0)
+            num_passes = sum(self.dist.all_gather(num_passes))
         stats = dict(zip(LOSS_STATS, totals.tolist(), strict=True))
         out = {
             M.TRAIN_UPDATED: 1.0,
@@ -623,8 +752,11 @@ class Trainer:
         """Success on the held-out eval init states: the first `episodes_per_task` of every task,
         sampled at `eval.temperature` from a generator of its own (a fixed protocol)."""
         t0 = time.perf_counter()
-        result = evaluate_policy(self.env, self.policy, self.config, seed=self.config.train.seed)
-        result[M.TIME_EVAL] = time.perf_counter() - t0
+        result: dict[str, float] = {}
+        with gathered_weights(self.policy, self.sharded):
+            if self.dist.is_main:  # the other ranks wait for it at their next exchange
+                result = evaluate_policy(self.env, self.policy, self.config, seed=self.config.train.seed)
+                result[M.TIME_EVAL] = time.perf_counter() - t0
         return result
 
     # --- reporting -------------------------------------------------------------------------------
@@ -657,9 +789,25 @@ class Trainer:
         the sink; returns the seconds it took (counted as evaluation time, so that training
         wall-clock leaves it out like the eval itself)."""
         t0 = time.perf_counter()
-        items = record_episodes(self.run_dir, self.step_count, batch, sel.labels, sel.kept_rows, per_task)
+        items = record_episodes(
+            self.run_dir,
+            self.step_count,
+            batch,
+            sel.labels,
+            sel.kept_rows,
+            per_task,
+            among=self._rank_trajectories(batch),
+        )
         report_media(self.sink, self.step_count, items)
         return time.perf_counter() - t0
+
+    def _rank_trajectories(self, batch: ChunkBatch) -> np.ndarray:
+        """[trajectories of the step's batch] True where this rank rolled it out (whose images it
+        holds)."""
+        own = np.zeros(batch.num_trajectories, dtype=bool)
+        share = self.dist.groups(self.config.grpo.groups_per_step)
+        own[share.start * self.config.grpo.group_size : share.stop * self.config.grpo.group_size] = True
+        return own
 
     def _chunk_records(self, batch: ChunkBatch, sel: Selection) -> list[ChunkRecord]:
         kept = set(sel.kept_rows.tolist())

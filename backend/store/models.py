@@ -128,6 +128,10 @@ class Run(Base):
         BigId, ForeignKey("runs.id", ondelete="SET NULL", name="fk_runs_cloned_from_id_runs")
     )
     start: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # a distributed run's ranks (dist.world_size > 1), written by the worker that starts them:
+    # {"endpoint": "host:port", "world_size": W, "strategy": "ddp",
+    #  "nodes": [{"worker": name, "node_rank": 0, "ranks": [0, 1]}, ...]}; None for one process
+    placement: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")  # PATCH /api/runs/{id}
     notes: Mapped[str] = mapped_column(Text, default="", server_default="")
     sweep_id: Mapped[int | None] = mapped_column(

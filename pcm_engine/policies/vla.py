@@ -360,16 +360,23 @@ class VLAPolicy(nn.Module):
         inputs: PolicyInputs,
         temperature: float,
         generator: torch.Generator | None = None,
+        uniforms: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (tokens [B, L*D] int64, log_probs [B, L*D] float32) of one chunk per row.
 
         Tokens are drawn from softmax(logits / temperature) and scored under that distribution;
         temperature 0 takes the argmax and scores it at temperature 1. The generator (on our
-        device) makes draws reproducible.
+        device) makes draws reproducible; `uniforms` [B, L*D] in [0, 1) instead draws each token
+        by inverting its distribution's CDF at that number, so a row's tokens depend on its own
+        numbers only, not on the rows beside it (training rollouts, `pcm_engine.seeding`).
         """
         log_probs = self._log_softmax(self.forward(inputs), temperature)
         if temperature == 0:
             tokens = log_probs.argmax(dim=-1)
+        elif uniforms is not None:
+            cdf = log_probs.exp().cumsum(dim=-1)
+            target = (uniforms.to(cdf) * cdf[..., -1]).unsqueeze(-1)
+            tokens = torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
         else:
             flat = log_probs.exp().reshape(-1, log_probs.shape[-1])
             tokens = torch.multinomial(flat, 1, generator=generator).reshape(log_probs.shape[:-1])

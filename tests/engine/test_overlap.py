@@ -55,7 +55,9 @@ def test_each_overlapped_batch_comes_from_the_weights_before_the_previous_update
     mixed(trainer)
     seen = {}
     select = trainer.select
-    trainer.select = lambda batch: seen.setdefault(trainer.step_count + 1, batch) and select(batch)
+    trainer.select = lambda batch, **kw: (
+        seen.setdefault(trainer.step_count + 1, batch) and select(batch, **kw)
+    )
     before_first_update = params(trainer)
     trainer.step()
     after_first_update = params(trainer)

@@ -1,0 +1,60 @@
+"""One rank of a distributed `pcm train` (started by `torch.distributed.run`, see
+`pcm_engine.launch`): `python -m pcm_engine.rank --run-dir DIR` trains DIR's config.yaml as its
+rank; rank 0 writes metrics.jsonl and shows the progress bar."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pcm_engine.config import RunConfig
+from pcm_engine.distributed import join_process_group, launched_context, leave_process_group, rank_device
+from pcm_engine.metrics import MetricSink, NullSink
+
+
+def run_rank(config: RunConfig, run_dir: Path, main_sink: MetricSink, **train_hooks) -> dict[str, float]:
+    """Join the run's process group and train this rank's share; `main_sink` receives what
+    rank 0 reports (the other ranks report nothing). `train_hooks` go to `Trainer.train`
+    (rank 0's are the ones that count: its stop answer is broadcast)."""
+    from pcm_engine.trainer import Trainer
+
+    context = launched_context()
+    if context is None:
+        raise RuntimeError("not started by torch.distributed.run (no RANK/WORLD_SIZE/LOCAL_RANK)")
+    device = rank_device(config.train.device, context)
+    join_process_group(context, config.dist.backend, device, config.dist.timeout_s)
+    sink = main_sink if context.is_main else NullSink()
+    try:
+        trainer = Trainer(config, run_dir, sink, dist=context)
+        hooks = train_hooks if context.is_main else {}
+        return trainer.train(**hooks)
+    finally:
+        leave_process_group()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pcm_engine.cli import ProgressSink
+    from pcm_engine.metrics import FanOutSink, JsonlSink
+    from pcm_engine.tensorboard_sink import mirror_sinks
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run-dir", required=True)
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    config = RunConfig.load(run_dir / "config.yaml")
+    context = launched_context()
+    sink: MetricSink = NullSink()
+    if context is not None and context.is_main:
+        sink = mirror_sinks(
+            FanOutSink(JsonlSink(run_dir), ProgressSink(total=config.train.steps, desc=config.name)),
+            config,
+            run_dir,
+        )
+    try:
+        run_rank(config, run_dir, sink)
+    finally:
+        sink.close()
+
+
+if __name__ == "__main__":
+    main()
