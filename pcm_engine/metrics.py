@@ -65,13 +65,8 @@ SPREADS = {
 }
 # memory
 MEM_ACTIVATION = "mem/activation_bytes"
-MEM_PEAK_RSS = "mem/peak_rss_bytes"
-MEM_PEAK_GPU = "mem/peak_gpu_bytes"
-
-
-def spread_metric(timing: str) -> str:
-    """The slowest-minus-fastest rank seconds of a step's `timing` (TIME_ROLLOUT, ...)."""
-    return SPREADS[timing]
+MEM_PEAK_RSS = "mem/peak_rss_bytes"  # with several ranks: the largest rank's
+MEM_PEAK_GPU = "mem/peak_gpu_bytes"  # with several ranks: the largest rank's
 
 
 def score_metric(phase: str) -> str:

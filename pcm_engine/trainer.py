@@ -324,6 +324,7 @@ class Trainer:
         if torch.cuda.is_available() and self.device.type == "cuda":
             out[M.MEM_PEAK_GPU] = float(torch.cuda.max_memory_allocated(self.device))
         out[M.MEM_PEAK_RSS] = float(peak_rss_bytes())
+        out.update(self._largest_rank({k: out[k] for k in (M.MEM_PEAK_GPU, M.MEM_PEAK_RSS) if k in out}))
         now = time.perf_counter()
         step_s = now - self._last_log  # includes the previous step's checkpoint
         out[M.TIME_STEP] = step_s
@@ -334,15 +335,22 @@ class Trainer:
             self.sink.log_chunks(self.step_count, self._chunk_records(batch, selection))
         return out
 
+    def _largest_rank(self, peaks: dict[str, float]) -> dict[str, float]:
+        """Peak memory readings of the rank that used the most (each rank reads its own)."""
+        if not self.dist.distributed:
+            return peaks
+        every = self.dist.all_gather(peaks)
+        return {name: max(rank[name] for rank in every) for name in peaks}
+
     def _timings(self, seconds: dict[str, float]) -> dict[str, float]:
         """The step's phase timings: with several ranks, the slowest rank's (the step waits for
-        it) and the spread between slowest and fastest (`M.spread_metric`)."""
+        it) and the spread between slowest and fastest (`M.SPREADS`)."""
         if not self.dist.distributed:
             return seconds
         out: dict[str, float] = {}
         for name, (slowest, spread) in slowest_and_spread(self.dist, seconds).items():
             out[name] = slowest
-            out[M.spread_metric(name)] = spread
+            out[M.SPREADS[name]] = spread
         return out
 
     # --- the pieces ------------------------------------------------------------------------------
