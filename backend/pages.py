@@ -54,6 +54,11 @@ def compare_page() -> Response:
     return _page("compare.html", "Compare")
 
 
+@router.get("/workers")
+def workers_page() -> Response:
+    return _page("workers.html", "Workers")
+
+
 @router.get("/labs")
 def labs_page() -> Response:
     return _page("lab.html", "Lab")

@@ -197,8 +197,30 @@ class QueuePlace(BaseModel):
     workers: list[QueueWorker] = Field(description="The live workers that could take it, busy or idle.")
 
 
+class PlacementNode(BaseModel):
+    worker: str = Field(description="The worker (its name in GET /api/workers) that runs these ranks.")
+    node_rank: int = Field(description="The node's index in the rendezvous, 0..dist.nodes-1.")
+    ranks: list[int] = Field(description="The global ranks this node's processes hold.")
+
+
+class Placement(BaseModel):
+    """Where a distributed run's ranks train (written by the worker that starts them)."""
+
+    endpoint: str = Field(description="The c10d rendezvous endpoint, host:port.")
+    world_size: int
+    strategy: str = Field(description="dist.strategy: ddp or fsdp.")
+    nodes: list[PlacementNode]
+
+
 class RunDetail(RunShared):
     """A run as its readers see it; no server paths (the run's folder is the server's business)."""
+
+    placement: Placement | None = Field(
+        None,
+        description="A distributed run's ranks (dist.world_size > 1) once a worker started them: "
+        "the rendezvous endpoint and which worker holds which node and ranks. Null for a run in one "
+        "process or not started. Not on share links (it names hosts, like `environment`).",
+    )
 
     events: list[TimelineEvent] = Field(
         default_factory=list,
@@ -250,6 +272,10 @@ class MetricContract(BaseModel):
     constants: dict[str, str] = Field(description="pcm_engine.metrics constant -> metric name.")
     templates: dict[str, MetricTemplate] = Field(
         description="Families of names, by their pcm_engine.metrics function (`keep` for keep_metric)."
+    )
+    spreads: dict[str, str] = Field(
+        description="A per-step timing -> the metric of its slowest-minus-fastest rank seconds "
+        "(pcm_engine.metrics.SPREADS; logged by runs with dist.world_size > 1)."
     )
 
 
@@ -362,15 +388,31 @@ class MediaRequestOut(BaseModel):
     )
 
 
+class WorkerRun(BaseModel):
+    """The run a worker holds, as far as the caller may see it."""
+
+    id: int
+    name: str
+    node_rank: int | None = Field(
+        description="For a distributed run: the worker's node in its placement; null otherwise."
+    )
+    ranks: list[int] = Field(description="For a distributed run: the ranks on this worker; [] otherwise.")
+
+
 class WorkerOut(_Out):
     name: str
     hostname: str
     pid: int
-    devices: str
+    devices: str = Field(description="What the worker trains on (its rank slots / GPUs), as it reports it.")
     started_at: UtcDatetime
     heartbeat_at: UtcDatetime
     current_run_id: int | None
     alive: bool
+    run: WorkerRun | None = Field(
+        None,
+        description="The run the worker holds (current_run_id) with its node and ranks, only if the "
+        "caller may see that run; null when idle or when the run is not the caller's to see.",
+    )
 
 
 class HealthOut(BaseModel):

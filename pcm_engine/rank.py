@@ -5,17 +5,28 @@ rank; rank 0 writes metrics.jsonl and shows the progress bar."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pcm_engine.config import RunConfig
 from pcm_engine.distributed import join_process_group, launched_context, leave_process_group, rank_device
 from pcm_engine.metrics import MetricSink, NullSink
 
+if TYPE_CHECKING:
+    from pcm_engine.trainer import Trainer
 
-def run_rank(config: RunConfig, run_dir: Path, main_sink: MetricSink, **train_hooks) -> dict[str, float]:
-    """Join the run's process group and train this rank's share; `main_sink` receives what
-    rank 0 reports (the other ranks report nothing). `train_hooks` go to `Trainer.train`
-    (rank 0's are the ones that count: its stop answer is broadcast)."""
+
+def run_rank(
+    config: RunConfig,
+    run_dir: Path,
+    main_sink: MetricSink,
+    main_hooks: Callable[[Trainer], dict] | None = None,
+) -> Trainer:
+    """Join the run's process group, train this rank's share, leave; returns the trainer (its
+    `stopped_early`, `step_count`). `main_sink` receives what rank 0 reports (the other ranks
+    report nothing); `main_hooks(trainer)`, asked on rank 0 once the trainer is made (resumed),
+    gives `Trainer.train`'s hooks — rank 0's stop answer is broadcast to every rank."""
     from pcm_engine.trainer import Trainer
 
     context = launched_context()
@@ -26,8 +37,9 @@ def run_rank(config: RunConfig, run_dir: Path, main_sink: MetricSink, **train_ho
     sink = main_sink if context.is_main else NullSink()
     try:
         trainer = Trainer(config, run_dir, sink, dist=context)
-        hooks = train_hooks if context.is_main else {}
-        return trainer.train(**hooks)
+        hooks = main_hooks(trainer) if context.is_main and main_hooks is not None else {}
+        trainer.train(**hooks)
+        return trainer
     finally:
         leave_process_group()
 

@@ -17,6 +17,7 @@ Checkpoints are written and read by all ranks together with `torch.distributed.c
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,9 @@ def shard_policy(policy: torch.nn.Module) -> int:
     fully_shard(policy)
     for name in FORWARD_METHODS:
         register_fsdp_forward_method(policy, name)
+    # log_probs_and_entropy returns views (a gather's squeeze); nothing modifies them in place,
+    # which is the case the warning is about
+    warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view tensor")
     return len(blocks)
 
 

@@ -90,10 +90,25 @@ def worker_argv(settings, name: str) -> list[str]:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.gpus is not None:
+        _offer_rank_slots(args.gpus)
     from worker.app import app
 
     app.worker_main(worker_argv(settings, args.name or f"worker-{os.getpid()}@%h"))
     return 0
+
+
+def _offer_rank_slots(gpus: int) -> None:
+    """`pcm worker --gpus N`: the worker starts distributed runs of up to N ranks (one per GPU);
+    larger runs wait for a bigger worker. On a machine with CUDA, N can't exceed its GPUs."""
+    from worker.environment import SLOTS_VARIABLE, visible_cuda_devices
+
+    if gpus < 1:
+        raise SystemExit("pcm worker: --gpus must be at least 1")
+    visible = visible_cuda_devices()
+    if visible and gpus > visible:
+        raise SystemExit(f"pcm worker: --gpus {gpus}, but this machine has {visible} CUDA device(s)")
+    os.environ[SLOTS_VARIABLE] = str(gpus)
 
 
 # --- pcm up ----------------------------------------------------------------------------------------
@@ -246,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="one training worker (Celery, one run at a time)")
     p.add_argument("--name", help="worker name, unique per worker (Celery's -n; %%h = host name)")
     p.add_argument("--queue", help="queue to consume (default PCM_QUEUE or runs)")
+    p.add_argument(
+        "--gpus",
+        type=int,
+        help="ranks of a distributed run (dist.world_size) this worker starts, one per device "
+        "(default: the visible CUDA devices, or 1 without CUDA; on a CPU-only machine, CPU ranks)",
+    )
     _data_arg(p)
     p.set_defaults(service=cmd_worker)
 

@@ -2,6 +2,8 @@
 
 One worker process trains one run at a time in its main process (`--pool solo`, set here as the
 default): CUDA is only ever initialised in the process that trains, never in a parent that forks.
+A distributed run (`dist.world_size` > 1) trains in rank processes this process starts with
+`torch.distributed.run` and supervises (worker/distributed.py); `pcm worker --gpus N` says how many.
 The hooks below migrate the database before the first task, keep the worker's heartbeat, and turn
 SIGTERM / Ctrl-C into "checkpoint, then put the run back in the queue".
 """

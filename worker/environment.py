@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -57,6 +58,37 @@ def device_description(device: str = "auto") -> str:
     if device != "cpu" and torch.cuda.is_available():
         return f"cuda:0 ({torch.cuda.get_device_name(0)})"
     return "cpu"
+
+
+SLOTS_VARIABLE = "PCM_WORKER_GPUS"
+"""Set by `pcm worker --gpus N`: the rank slots this worker offers (see `rank_slots`)."""
+
+
+def visible_cuda_devices() -> int:
+    """CUDA devices torch sees in this process (0 on a CPU-only machine). Imports torch."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def rank_slots() -> int:
+    """How many ranks of a distributed run this worker can start: `pcm worker --gpus N`, else
+    the visible CUDA devices, else 1 (a CPU-only machine runs one-process runs)."""
+    configured = os.environ.get(SLOTS_VARIABLE)
+    if configured:
+        return int(configured)
+    return visible_cuda_devices() or 1
+
+
+def worker_devices(slots: int) -> str:
+    """The `workers.devices` of a worker with `slots` rank slots: 'cpu', 'cpu x2', or its GPUs
+    ('cuda:0 (NVIDIA H100), cuda:1 (NVIDIA H100)'). Imports torch."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu" if slots == 1 else f"cpu x{slots}"
+    count = min(slots, torch.cuda.device_count())
+    return ", ".join(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(count))
 
 
 def capture_environment(device: str = "auto") -> dict[str, Any]:

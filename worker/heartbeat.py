@@ -107,9 +107,9 @@ def ensure_heartbeat(settings: Settings, name: str) -> WorkerHeartbeat:
     global _current
     with _current_lock:
         if _current is None or _current.worker_name != name or not _current.is_alive():
-            from worker.environment import device_description
+            from worker.environment import rank_slots, worker_devices
 
-            _current = WorkerHeartbeat(settings, name, devices=device_description())
+            _current = WorkerHeartbeat(settings, name, devices=worker_devices(rank_slots()))
             _current.beat()
             _current.start()
         return _current

@@ -1,10 +1,14 @@
 """What the `train_run` task does with one run: claim it, train it with `pcm_engine.Trainer`
 into the database, and record how it ended.
 
+    too wide?     -> dist.world_size over this worker's rank slots: left queued, offered again
+                     later for a bigger worker (worker/distributed.py)
     claimed?  no  -> return (a duplicate delivery, or the run was cancelled meanwhile)
     prepare       -> environment, run_dir, config, SFT start (cached, shared)
     train         -> DatabaseSink; checkpoints become Artifact rows; should_stop and
-                     should_record_media (episodes asked for on the run page) are asked per step
+                     should_record_media (episodes asked for on the run page) are asked per step;
+                     a distributed run trains in ranks that this process starts and supervises
+                     (worker/distributed.py, worker/ranks.py), with the same outcomes
     outcome       -> succeeded | cancelled | queued again (SIGTERM, sent back to the broker)
                      | failed (exception) | nothing (the run was taken away: stale or requeued)
 
@@ -70,14 +74,20 @@ class StopCheck:
 
     def __call__(self) -> bool:
         if self.reason is None:
-            if SHUTDOWN.is_set():
-                self.reason = StopReason.SHUTDOWN
-            elif self.attachment.lost.is_set():
-                self.reason = StopReason.LOST
-            else:
+            self.reason = self.local_reason()
+            if self.reason is None:
                 row, self.fresh = self.fresh or self._read_row(), None
                 self.reason = self._reason(row)
         return self.reason is not None
+
+    def local_reason(self) -> StopReason | None:
+        """A reason to stop that this process knows without reading the run's row: a worker
+        shutdown, or the heartbeat's refusal."""
+        if SHUTDOWN.is_set():
+            return StopReason.SHUTDOWN
+        if self.attachment.lost.is_set():
+            return StopReason.LOST
+        return None
 
     def media_requested(self) -> bool:
         """True, and the request taken, if this step's episodes were asked for."""
@@ -108,6 +118,15 @@ class StopCheck:
 def one_line_error(exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first}"[:1000] if first else type(exc).__name__
+
+
+class RanksFailed(RuntimeError):
+    """A distributed run's ranks ended with an error; `log_tail` is the end of their log
+    (stored as the run's traceback)."""
+
+    def __init__(self, message: str, log_tail: str):
+        super().__init__(message)
+        self.log_tail = log_tail
 
 
 class RunExecution:
@@ -182,36 +201,54 @@ class RunExecution:
             register_artifact(session, self.run_id, "checkpoint", step, path)
             prune_missing(session, self.run_id)
 
+    def announce_resume(self, trainer) -> None:
+        """Record the checkpoint a `Trainer` resumed from, if any: the newest complete one on
+        disk, which a killed worker may have written without getting to record it."""
+        if trainer.resume_from:
+            self.record_checkpoint(trainer.resumed_checkpoint, trainer.resume_from)
+            self.event(
+                f"resumed from the checkpoint of step {trainer.resume_from}",
+                step=trainer.resume_from,
+                **{HISTORY_KEY: "resumed"},
+            )
+
+    def sink(self, config):
+        """The trainer's (rank 0's) MetricSink: the database, plus the configured mirrors."""
+        from pcm_engine.tensorboard_sink import mirror_sinks
+        from worker.db_sink import DatabaseSink
+
+        return mirror_sinks(DatabaseSink(self.settings, self.run_id), config, self.run_dir)
+
     def train(self, stop: StopCheck) -> str:
         """Train to the end or until `stop`; returns the outcome status."""
         config = self.prepare(stop)  # first: it tells the run's page what it waits for before torch loads
-        from pcm_engine.tensorboard_sink import mirror_sinks
-        from pcm_engine.trainer import Trainer
-        from worker.artifacts import register_artifact
-        from worker.db_sink import DatabaseSink
+        if config.dist.world_size > 1:
+            from worker.distributed import train_ranks
 
-        sink = mirror_sinks(DatabaseSink(self.settings, self.run_id), config, self.run_dir)
+            return train_ranks(self, config, stop)
+        from pcm_engine.trainer import Trainer
+
+        sink = self.sink(config)
         try:
             trainer = Trainer(config, self.run_dir, sink)
-            if trainer.resume_from:
-                # the newest complete checkpoint on disk, which a killed worker may have written
-                # without getting to record it
-                self.record_checkpoint(trainer.resumed_checkpoint, trainer.resume_from)
-                self.event(
-                    f"resumed from the checkpoint of step {trainer.resume_from}",
-                    step=trainer.resume_from,
-                    **{HISTORY_KEY: "resumed"},
-                )
+            self.announce_resume(trainer)
             trainer.train(
                 should_stop=stop, should_record_media=stop.media_requested, on_checkpoint=self.on_checkpoint
             )
         finally:
             sink.close()  # every logged step is committed before the status changes
-        if trainer.stopped_early:
-            return self.stopped(stop.reason)
+        return self.conclude(trainer.stopped_early, stop.reason, trainer.step_count)
+
+    def conclude(self, stopped_early: bool, reason: StopReason | None, step_count: int) -> str:
+        """The outcome of a training that returned: stopped early for `reason`, or done after
+        `step_count` steps (its exported policy registered, the run succeeded)."""
+        from worker.artifacts import register_artifact
+
+        if stopped_early:
+            return self.stopped(reason)
         with session_scope(self.url) as session:
-            register_artifact(session, self.run_id, "policy", trainer.step_count, self.run_dir / "policy")
-        self.finish("succeeded", steps_done=trainer.step_count)
+            register_artifact(session, self.run_id, "policy", step_count, self.run_dir / "policy")
+        self.finish("succeeded", steps_done=step_count)
         return "succeeded"
 
     def stopped(self, reason: StopReason | None) -> str:
@@ -241,6 +278,12 @@ class RunExecution:
     def execute(self) -> str:
         if SHUTDOWN.is_set():
             return self.defer()
+        from worker.distributed import ranks_wanted, wait_for_slots
+        from worker.environment import rank_slots
+
+        wanted, slots = ranks_wanted(self), rank_slots()
+        if wanted > slots:
+            return wait_for_slots(self, wanted, slots)
         with session_scope(self.url) as session:
             claimed = lifecycle.claim_run(session, self.run_id, self.worker_name)
         if not claimed:
@@ -255,7 +298,8 @@ class RunExecution:
             return self.stopped(interrupted.reason)
         except Exception as exc:
             log.exception("run %s failed", self.run_id)
-            self.finish("failed", error=one_line_error(exc), traceback=traceback.format_exc())
+            details = exc.log_tail if isinstance(exc, RanksFailed) else traceback.format_exc()
+            self.finish("failed", error=one_line_error(exc), traceback=details)
             return "failed"
         finally:
             heartbeat.detach()

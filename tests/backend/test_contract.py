@@ -50,6 +50,13 @@ def test_every_metric_constant_is_a_name_the_engine_lists(client: Api) -> None:
     }
 
 
+def test_each_timing_names_its_per_rank_spread(client: Api) -> None:
+    """The run page pairs a timing with its spread from here (several ranks), never by retyping."""
+    spreads = client.get("/api/contract").json()["metrics"]["spreads"]
+    assert spreads == M.SPREADS and spreads[M.TIME_UPDATE] == M.TIME_UPDATE_SPREAD
+    assert set(spreads) | set(spreads.values()) <= set(M.all_metric_names())
+
+
 def test_the_contract_is_cacheable(client: Api) -> None:
     first = client.get("/api/contract")
     assert first.headers["cache-control"] == "public, no-cache" and first.headers["etag"]

@@ -30,7 +30,7 @@ def test_presets_and_schema(client: Api) -> None:
 def test_pages_and_plotly_are_served(client: Api) -> None:
     plotly = client.get("/static/vendor/plotly.min.js")
     assert plotly.status_code == 200 and "javascript" in plotly.headers["content-type"]
-    for url in ("/", "/runs/1", "/compare", "/labs", "/login", "/share/abc"):
+    for url in ("/", "/runs/1", "/compare", "/workers", "/labs", "/login", "/share/abc"):
         page = client.get(url)
         assert page.status_code in (200, 404), url  # 404 only while the frontend lacks the page
         if page.status_code == 200:

@@ -68,6 +68,7 @@ def test_main_pages_and_api_reference_run_without_csp_violations(stack, hostile_
         f"/runs/{hostile_runs[0]['id']}": "#charts .js-plotly-plot .legend",
         f"/compare?ids={ids}": "#compare-step .legend",
         "/labs": "#new-lab-form",
+        "/workers": "#workers-table tbody tr",
         "/docs": ".opblock-summary-path[data-path='/api/runs']",
     }
     for path, ready in pages.items():

@@ -1,7 +1,7 @@
-"""The dashboard's contract: metric names and name templates, phases, run statuses, selectors
-and the colours of phases, outcomes and methods, read from their Python definitions so that the
-browser never retypes them (frontend/static/js/contract.js loads it once per page). Public and the
-same for every caller."""
+"""The dashboard's contract: metric names, name templates and the per-rank spread of each timing,
+phases, run statuses, selectors and the colours of phases, outcomes and methods, read from their
+Python definitions so that the browser never retypes them (frontend/static/js/contract.js loads
+it once per page). Public and the same for every caller."""
 
 from __future__ import annotations
 
@@ -69,7 +69,10 @@ def metric_templates() -> dict[str, MetricTemplate]:
 def build_contract() -> ContractOut:
     return ContractOut(
         metrics=MetricContract(
-            names=metrics.all_metric_names(), constants=metric_constants(), templates=metric_templates()
+            names=metrics.all_metric_names(),
+            constants=metric_constants(),
+            templates=metric_templates(),
+            spreads=dict(metrics.SPREADS),
         ),
         phases=list(PHASES),
         statuses=StatusContract(

@@ -14,6 +14,7 @@ const PAGES = {
   login: async () => (await import("./login.js")).mountLoginPage(),
   run: mountRunOrShare,
   sweep: async () => (await import("./sweep.js")).mountSweepPage(), // /sweeps/<id> and /share/sweeps/<token>
+  workers: async () => (await import("./workers.js")).mountWorkersPage(),
 };
 
 /** One page for /runs/<id> and, read-only and without login, /share/<token>. */

@@ -1,6 +1,6 @@
 // The browser's one copy of what the server defines in Python: metric names and name templates
 // (pcm_engine/metrics.py), phases, run statuses, selectors and colours, from GET /api/contract (public,
-// revalidated by its ETag). Pages read `C.ROLLOUT_SUCCESS`, `C.metric("keep", phase)`,
+// revalidated by its ETag). Pages read `C.ROLLOUT_SUCCESS`, `C.metric("keep", phase)`, `C.spreads`,
 // `C.statuses.cancellable` or `C.isActive(status)` from it and never type a name, status or selector.
 
 import { api } from "./api.js";
@@ -23,6 +23,7 @@ function build({ metrics, phases, statuses, selectors, colors }) {
   return {
     ...metrics.constants, // ROLLOUT_SUCCESS, TIME_UPDATE, ...: the Python constants' names
     all: metrics.names,
+    spreads: metrics.spreads, // a timing's name -> its slowest-minus-fastest rank name (several ranks)
     phases,
     statuses,
     selectors,

@@ -58,3 +58,31 @@ export function fmtAgo(iso) {
   if (seconds < 5) return "just now";
   return `${fmtDuration(seconds)} ago`;
 }
+
+/** A run's processes from its config's `dist` section: "1 process", "2 ranks · ddp",
+ * "8 ranks · fsdp · 2 nodes". A config from before `dist` existed trains in one process. */
+export function fmtProcesses(dist) {
+  const ranks = dist?.world_size ?? 1;
+  if (ranks <= 1) return "1 process";
+  const nodes = dist.nodes > 1 ? ` · ${dist.nodes} nodes` : "";
+  return `${ranks} ranks · ${dist.strategy}${nodes}`;
+}
+
+/** Ranks as runs of consecutive numbers: [0, 1] -> "ranks 0–1", [3] -> "rank 3",
+ * [0, 2, 3] -> "ranks 0, 2–3". */
+export function fmtRanks(ranks) {
+  const sorted = [...ranks].sort((a, b) => a - b);
+  const runs = [];
+  for (const rank of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && rank === last[1] + 1) last[1] = rank;
+    else runs.push([rank, rank]);
+  }
+  const text = runs.map(([first, end]) => (first === end ? `${first}` : `${first}–${end}`)).join(", ");
+  return `${sorted.length === 1 ? "rank" : "ranks"} ${text}`;
+}
+
+/** One node of a run's placement, as a worker holds it: "ranks 0–1 (node 0)". */
+export function fmtNode({ ranks, node_rank: nodeRank }) {
+  return `${fmtRanks(ranks)} (node ${nodeRank})`;
+}

@@ -5,7 +5,7 @@
 import { api, ensureSession, ticketUrl } from "./api.js";
 import { SeriesStore, setNoDataText } from "./charts.js";
 import { chunkCaption, drawChunkMap } from "./chunks.js";
-import { fmtAgo, fmtBytes, fmtDate } from "./format.js";
+import { fmtAgo, fmtBytes, fmtDate, fmtProcesses, fmtRanks } from "./format.js";
 import { loadContract } from "./contract.js";
 import { MediaPanel, mediaToken } from "./media.js";
 import { runCharts } from "./runcharts.js";
@@ -91,6 +91,16 @@ function renderSkeleton(main) {
     el("div", { id: "run-details", class: "details-stack" }));
 }
 
+/** Which worker runs which node and ranks of a distributed run (its `placement`, written by the
+ * worker that started the ranks; members only: a share link's answer has none). */
+function placementTable(placement) {
+  return el("table", { class: "table placement-table", id: "run-placement", "aria-label": "where the ranks train" },
+    el("thead", {}, el("tr", {}, ...["worker", "node", "ranks"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, placement.nodes.map((node) => el("tr", {},
+      el("td", {}, node.worker), el("td", {}, node.node_rank),
+      el("td", {}, fmtRanks(node.ranks))))));
+}
+
 /** Background work (live updates) must not end in an unhandled rejection: report and go on. */
 function quietly(promise, what) {
   return promise.catch((err) => console.warn(`${what} failed:`, err));
@@ -171,6 +181,8 @@ class RunPage {
       ["env", r.env_name],
       ["owner", r.owner],
       ["worker", r.worker || "—"],
+      ["processes", el("span", { id: "run-processes" }, fmtProcesses(r.config?.dist))],
+      r.placement ? ["rendezvous", el("code", { id: "run-endpoint" }, r.placement.endpoint)] : null,
       ["created", el("time", { datetime: r.created_at, title: fmtDate(r.created_at) }, fmtAgo(r.created_at))],
       ["started", fmtDate(r.started_at)],
       ["finished", fmtDate(r.finished_at)],
@@ -191,7 +203,8 @@ class RunPage {
         this.progressMessage && this.M.isActive(r.status) ? el("span", { class: "muted", id: "progress-message" }, this.progressMessage) : null,
         el("span", { id: "live-state", class: `live live-${this.liveState || "off"}`, role: "status" }, this.liveLabel())),
       el("div", { class: "run-progress" }, progressBar(r.steps_done, r.steps_total)),
-      el("dl", { class: "meta" }, ...meta.filter(Boolean).map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))));
+      el("dl", { class: "meta" }, ...meta.filter(Boolean).map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
+      r.placement ? placementTable(r.placement) : null);
   }
 
   liveLabel() {

@@ -10,6 +10,33 @@ import { clear, el } from "./ui.js";
 
 const TIME_COLORS = ["#4c78a8", "#f2b701", "#e45756", "#bab0ac"];
 
+/** The step's time split, in stacking order, each with its colour (the same on both time charts). */
+function timeSplit(M) {
+  return [M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER].map((name, i) => ({
+    name,
+    label: metricLabel(name).replace(" (s)", ""),
+    color: TIME_COLORS[i],
+  }));
+}
+
+/**
+ * With several ranks: per timing that has a spread (M.spreads: rollout, select, update), the
+ * slowest rank's seconds (solid) and how much faster the fastest rank was (dotted, same colour).
+ */
+function rankSpreadChart(node, M) {
+  const traces = timeSplit(M)
+    .filter(({ name }) => M.spreads[name])
+    .flatMap(({ name, label, color }) => [
+      { name: `${label}: slowest rank`, legendgroup: name, value: name, line: { color } },
+      { name: `${label}: spread`, legendgroup: name, value: M.spreads[name], line: { color, dash: "dot" } },
+    ]);
+  return new LiveChart(node, {
+    emptyText: "no per-rank timings logged yet",
+    layout: { yaxis: { title: { text: "seconds" }, rangemode: "tozero" } },
+    traces,
+  });
+}
+
 function sumOf(names) {
   const sum = (row) => {
     let total = 0;
@@ -116,10 +143,12 @@ class ChartNote {
  * [{id, title, help, wide, make(node, chartsAbove) -> chart}] in page order; the run page draws
  * them from every metric the run has logged. `run` (its `selector`) decides the PCM-only panels:
  * on a plain GRPO run (`selector: full`, every chunk back-propagated) keep weights steer nothing,
- * so a note stands in for them and the phase score says it is for reference only.
+ * so a note stands in for them and the phase score says it is for reference only. A run over
+ * several ranks (`config.dist.world_size` > 1) also gets the per-rank time spread chart.
  */
 export function runCharts(M, run = {}) {
   const plainGrpo = run.selector === M.selectors.baseline;
+  const ranks = run.config?.dist?.world_size ?? 1;
   const keepNames = M.perPhase("keep");
   const charts = [
     {
@@ -213,17 +242,20 @@ export function runCharts(M, run = {}) {
     {
       id: "chart-time",
       title: "Step time split",
-      help: "seconds per step: rollout / selection / actor update / other",
+      help: "seconds per step: rollout / selection / actor update / other"
+        + (ranks > 1 ? ` (the slowest of ${ranks} ranks)` : ""),
       make: (node) => new LiveChart(node, {
         layout: { barmode: "stack", bargap: 0.1, yaxis: { title: { text: "seconds" }, rangemode: "tozero" } },
-        traces: [M.TIME_ROLLOUT, M.TIME_SELECT, M.TIME_UPDATE, M.TIME_OTHER].map((name, i) => ({
-          type: "bar",
-          name: metricLabel(name).replace(" (s)", ""),
-          value: name,
-          marker: { color: TIME_COLORS[i] },
-        })),
+        traces: timeSplit(M).map(({ name, label, color }) => ({ type: "bar", name: label, value: name, marker: { color } })),
       }),
     },
+    ranks > 1 ? {
+      id: "chart-rank-spread",
+      title: `Per-rank time spread (${ranks} ranks)`,
+      help: "seconds per step of the slowest rank (solid) and how much faster the fastest rank was (dotted): "
+        + "a wide spread means ranks wait on the slowest one",
+      make: (node) => rankSpreadChart(node, M),
+    } : null,
     {
       id: "chart-memory",
       title: "Memory",

@@ -91,7 +91,7 @@ export async function mountNav({ minimal = false, note = "" } = {}) {
   const link = (href, text) =>
     el("a", { href, class: "nav-link", "aria-current": here === href ? "page" : null }, text);
   const who = el("span", { class: "nav-user" });
-  const nav = el("nav", { "aria-label": "main" }, link("/", "Runs"), link("/compare", "Compare"), link("/labs", "Lab"), link("/docs", "API"));
+  const nav = el("nav", { "aria-label": "main" }, link("/", "Runs"), link("/compare", "Compare"), link("/workers", "Workers"), link("/labs", "Lab"), link("/docs", "API"));
   // DOM append() would print a null as the text "null": leave the nav out explicitly
   clear(bar).append(...[el("a", { href: "/", class: "brand" }, "PCM Lab"), minimal ? null : nav, who].filter(Boolean));
   if (minimal) {
