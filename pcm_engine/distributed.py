@@ -130,8 +130,17 @@ def join_process_group(context: DistContext, backend: str, device: torch.device,
     )
 
 
-def leave_process_group() -> None:
-    if dist.is_initialized():
+def leave_process_group(*, finished: bool = False) -> None:
+    """Leave the run's process group. `finished` (every rank got through training): wait for the
+    others first — a rank that tore its group down while a peer still had work in flight (FSDP's
+    last collectives) could abort that peer at exit. After a failure nobody waits: the peers
+    are stuck elsewhere, and torch.distributed.run ends them."""
+    if not dist.is_initialized():
+        return
+    try:
+        if finished:
+            dist.barrier()
+    finally:
         dist.destroy_process_group()
 
 

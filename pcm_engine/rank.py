@@ -35,13 +35,15 @@ def run_rank(
     device = rank_device(config.train.device, context)
     join_process_group(context, config.dist.backend, device, config.dist.timeout_s)
     sink = main_sink if context.is_main else NullSink()
+    finished = False
     try:
         trainer = Trainer(config, run_dir, sink, dist=context)
         hooks = main_hooks(trainer) if context.is_main and main_hooks is not None else {}
         trainer.train(**hooks)
+        finished = True
         return trainer
     finally:
-        leave_process_group()
+        leave_process_group(finished=finished)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from pcm_engine.distributed import DistContext
+from pcm_engine.distributed import DistContext, leave_process_group
 from pcm_engine.launch import free_port
 from pcm_engine.metrics import NullSink
 
@@ -38,8 +38,9 @@ def _rank(rank: int, world: int, port: int, overrides: dict, run_dir: str, out: 
             else None,
         }
         Path(out, f"rank{rank}.pkl").write_bytes(pickle.dumps(state))
+        leave_process_group(finished=True)
     finally:
-        dist.destroy_process_group()
+        leave_process_group()
 
 
 def spawn_ranks(world: int, overrides: dict, run_dir: Path, out: Path, *, mixed: bool = True) -> list[dict]:
