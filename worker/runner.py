@@ -57,27 +57,27 @@ class Interrupted(Exception):
 
 @dataclass
 class StopCheck:
-    """The trainer's `should_stop`, asked once per step: one read of the run's row tells whether
-    a cancel was requested or the run was taken away (marked stale, requeued); the heartbeat
-    thread's refusal and a worker shutdown need no read at all.
+    """The trainer's `should_stop`, asked once per step after its metrics are written: one read
+    of the run's row tells whether a cancel was requested or the run was taken away (marked
+    stale, requeued); the heartbeat thread's refusal and a worker shutdown need no read at all.
 
     Its `media_requested` is the trainer's `should_record_media`, asked earlier in the same step
-    (after the update): that read also says whether someone asked for the step's episodes
-    (backend/store/media_requests.py), and the stop check right after reuses it."""
+    (after the update, before the evaluation): it reads the row too, to see whether someone asked
+    for the step's episodes (backend/store/media_requests.py). The stop check reads again rather
+    than reuse that row, since a cancel or a takeover during the evaluation must stop the run at
+    the end of this step, not the next."""
 
     url: str
     run_id: int
     worker_name: str
     attachment: Attachment
     reason: StopReason | None = None
-    fresh: Row | None = None  # the row `media_requested` read during this step
 
     def __call__(self) -> bool:
         if self.reason is None:
             self.reason = self.local_reason()
             if self.reason is None:
-                row, self.fresh = self.fresh or self._read_row(), None
-                self.reason = self._reason(row)
+                self.reason = self._reason(self._read_row())
         return self.reason is not None
 
     def local_reason(self) -> StopReason | None:
@@ -91,8 +91,8 @@ class StopCheck:
 
     def media_requested(self) -> bool:
         """True, and the request taken, if this step's episodes were asked for."""
-        self.fresh = self._read_row()
-        if self._reason(self.fresh) is not None or self.fresh.media_requested_at is None:
+        row = self._read_row()
+        if self._reason(row) is not None or row.media_requested_at is None:
             return False
         with session_scope(self.url) as session:
             return media_requests.take(session, self.run_id, self.worker_name)

@@ -64,3 +64,14 @@ def test_a_run_taken_away_is_lost_even_with_a_request(running):
     check = StopCheck(url, run_id, "w2@test", Attachment(run_id))
     assert check.media_requested() is False
     assert check() is True and check.reason is StopReason.LOST
+
+
+def test_a_cancel_during_the_evaluation_stops_the_run_at_the_end_of_this_step(running):
+    """The stop check reads the row again after the media check: a cancel (or a takeover) that
+    arrives between them, while the step evaluates, is not left for the next step."""
+    url, run_id = running
+    check = StopCheck(url, run_id, WORKER, Attachment(run_id))
+    assert check.media_requested() is False
+    with session_scope(url) as session:
+        assert lifecycle.request_cancel(session, run_id) == "running"
+    assert check() is True and check.reason is StopReason.CANCEL
