@@ -198,17 +198,26 @@ class QueuePlace(BaseModel):
 
 
 class PlacementNode(BaseModel):
-    worker: str = Field(description="The worker (its name in GET /api/workers) that runs these ranks.")
+    worker: str | None = Field(
+        description="The worker (its name in GET /api/workers) that runs these ranks; null while "
+        "no worker has taken the node yet."
+    )
     node_rank: int = Field(description="The node's index in the rendezvous, 0..dist.nodes-1.")
     ranks: list[int] = Field(description="The global ranks this node's processes hold.")
+    state: str = Field(
+        "joined",
+        description="open (waiting for a worker), joined, leaving (its worker shuts down), done, "
+        "failed, or closed (the attempt ended before a worker took it). Node 0 is always joined.",
+    )
 
 
 class Placement(BaseModel):
     """Where a distributed run's ranks train (written by the worker that starts them)."""
 
-    endpoint: str = Field(description="The c10d rendezvous endpoint, host:port.")
+    endpoint: str = Field(description="The rendezvous endpoint, host:port (node 0's TCP store).")
     world_size: int
     strategy: str = Field(description="dist.strategy: ddp or fsdp.")
+    attempt: int | None = Field(None, description="The run's attempt these ranks train.")
     nodes: list[PlacementNode]
 
 

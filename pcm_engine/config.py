@@ -507,8 +507,9 @@ class DistConfig(_Section):
         1,
         ge=1,
         le=128,
-        description="Machines the ranks span (world_size / nodes ranks each), joined through a "
-        "c10d rendezvous.",
+        description="Machines the ranks span (world_size / nodes ranks each): the worker that "
+        "claims the run is node 0 and holds the rendezvous, other workers join as nodes 1.. "
+        "(started by workers only; they share the data folder).",
     )
     timeout_s: float = Field(
         600.0,

@@ -1,19 +1,25 @@
-"""A worker's distributed runs (`dist.world_size` > 1, one node): the worker's process starts the
-run's ranks with `torch.distributed.run` and supervises them; rank 0 (worker/ranks.py) trains
-into the database as the in-process path does.
+"""A worker's distributed runs (`dist.world_size` > 1): the worker that claims the run is its
+node 0; its process starts the node's ranks with `torch.distributed.run` and supervises them;
+global rank 0 (worker/ranks.py, always on node 0) trains into the database as the in-process
+path does. A run over `dist.nodes` > 1 machines also needs workers for nodes 1..: node 0 opens
+their seats and sends a join message per seat (worker/nodes.py answers it).
 
-    placement     -> runs.placement (rendezvous endpoint, this worker as node 0 with every rank)
-    start         -> torchrun in its own process group, output in run_dir/ranks.log
-    supervise     -> the heartbeat stays attached to this process; a shutdown or a lost
-                     attachment writes run_dir/ranks_stop, which rank 0's should_stop reads
-                     (every rank then checkpoints and returns)
+    placement     -> runs.placement (rendezvous endpoint, which worker holds which node; the
+                     seats' changes are copied in by backend/store/nodes.py)
+    start         -> torchrun in its own process group, output in run_dir/ranks.log; node 0's
+                     agent holds the rendezvous and waits up to dist.timeout_s for the others
+    supervise     -> the heartbeat stays attached to this process; a shutdown, a lost
+                     attachment or another node's worker shutting down writes run_dir/ranks_stop,
+                     which rank 0's should_stop reads (every rank then checkpoints and returns)
     exit 0        -> run_dir/ranks_outcome.json (rank 0's) ends the run as in-process training
                      would: succeeded | cancelled | queued again | lost
-    exit non-zero -> a rank died (torchrun ended the others): RanksFailed, the run fails with the
-                     tail of ranks.log as its traceback
+    exit non-zero -> a rank died (torchrun ended the others), or a node found no worker in time:
+                     RanksFailed, the run fails with the tail of ranks.log as its traceback
+    end           -> the seats nobody took are closed (their join messages do nothing)
 
-A worker with fewer rank slots (`pcm worker --gpus N`) than a run's world size leaves the run
-queued and sends its message again later, for a bigger worker (`wait_for_slots`).
+A worker with fewer rank slots (`pcm worker --gpus N`) than a node of the run needs leaves the
+run queued and sends its message again later, for a bigger worker; so does a worker offered a
+multi-node run while another run gathers its nodes (`not_now`).
 
 Importing this module never loads torch.
 """
@@ -27,13 +33,14 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import select, update
 
-from backend.store import lifecycle, wakeup
-from backend.store.broker import TRAIN_RUN_TASK, celery_app
+from backend.store import lifecycle, nodes, wakeup
+from backend.store.broker import TRAIN_RUN_TASK, celery_app, send_join_run
 from backend.store.db import session_scope
 from backend.store.models import Run, RunEvent
 from worker.runner import RanksFailed, RunExecution, StopCheck, StopReason
@@ -48,11 +55,14 @@ OUTCOME_FILE = "ranks_outcome.json"
 
 POLL_S = 0.2
 """How often the worker looks at its ranks (and at its shutdown flag and heartbeat)."""
+SEATS_POLL_S = 1.0
+"""How often node 0 looks at the seats of the run's other nodes."""
 TERMINATE_GRACE_S = 30.0
 """How long torchrun gets to end its ranks after SIGTERM before they are killed."""
-WAIT_FOR_SLOTS_S = 10.0
-"""A run too big for this worker is offered again after this many seconds (its message is sent
-back with this countdown, so a bigger worker can take it; no worker spins on it meanwhile)."""
+OFFER_AGAIN_S = 10.0
+"""A run (or a seat) this worker leaves for later is offered again after this many seconds (its
+message is sent back with this countdown, so another worker can take it; no worker spins on it
+meanwhile)."""
 LOG_TAIL_CHARS = 6000
 
 
@@ -83,22 +93,42 @@ def requested_stop(run_dir: Path) -> StopReason | None:
     return StopReason(path.read_text().strip()) if path.is_file() else None
 
 
-# --- a run too big for this worker -------------------------------------------------------------
+# --- a run this worker leaves for later ----------------------------------------------------------
 
 
 def ranks_wanted(execution: RunExecution) -> int:
     """The ranks one node of the run starts (`world_size / nodes` of its stored config; 1 for a
     run that is gone)."""
+    world_size, count = run_shape(execution)
+    return world_size // count
+
+
+def run_shape(execution: RunExecution) -> tuple[int, int]:
+    """(dist.world_size, dist.nodes) of the run's stored config; (1, 1) for a run that is gone."""
     with session_scope(execution.url) as session:
         config = session.scalar(select(Run.config).where(Run.id == execution.run_id)) or {}
     dist = config.get("dist") or {}
-    return int(dist.get("world_size", 1)) // max(1, int(dist.get("nodes", 1)))
+    return int(dist.get("world_size", 1)), max(1, int(dist.get("nodes", 1)))
 
 
-def wait_for_slots(execution: RunExecution, wanted: int, slots: int) -> str:
-    """Leave a queued run that needs `wanted` ranks to a worker that has them: say so on its
-    stream (once per worker), and send its message again after `WAIT_FOR_SLOTS_S`."""
-    message = f"waits for a worker with {wanted} devices ({execution.worker_name} has {slots})"
+def too_big(execution: RunExecution) -> str | None:
+    """Why this worker leaves the queued run for later, if it has fewer rank slots than a node
+    of the run needs."""
+    from worker.environment import rank_slots
+
+    wanted, slots = ranks_wanted(execution), rank_slots()
+    if wanted > slots:
+        return f"waits for a worker with {wanted} devices ({execution.worker_name} has {slots})"
+    return None
+
+
+GATHERING = "waits while another run gathers the workers of its nodes"
+"""Why a worker leaves a multi-node run queued while another one gathers (`nodes.gather`)."""
+
+
+def leave_for_later(execution: RunExecution, message: str) -> str:
+    """Leave a queued run to another worker, or to this one later: say why on its stream (once
+    per reason and worker), and send its message again after `OFFER_AGAIN_S`."""
     with session_scope(execution.url) as session:
         if session.scalar(select(Run.status).where(Run.id == execution.run_id)) != "queued":
             return "skipped"  # cancelled or taken meanwhile: nothing to wait for
@@ -107,13 +137,13 @@ def wait_for_slots(execution: RunExecution, wanted: int, slots: int) -> str:
         )
         if all(payload.get("message") != message for payload in said):
             lifecycle.record_event(
-                session, execution.run_id, "status", {"status": "queued", "message": message, "wants": wanted}
+                session, execution.run_id, "status", {"status": "queued", "message": message}
             )
     wakeup.publish(execution.settings, execution.run_id)
-    log.info("run %s: %s; offered again in %.0f s", execution.run_id, message, WAIT_FOR_SLOTS_S)
+    log.info("run %s: %s; offered again in %.0f s", execution.run_id, message, OFFER_AGAIN_S)
     settings = execution.settings
     celery_app(settings).send_task(
-        TRAIN_RUN_TASK, args=[execution.run_id], queue=settings.queue, countdown=WAIT_FOR_SLOTS_S
+        TRAIN_RUN_TASK, args=[execution.run_id], queue=settings.queue, countdown=OFFER_AGAIN_S
     )
     return "waiting"
 
@@ -122,21 +152,34 @@ def wait_for_slots(execution: RunExecution, wanted: int, slots: int) -> str:
 
 
 def train_ranks(execution: RunExecution, config, stop: StopCheck) -> str:
-    """Train a `dist.world_size` > 1 run in ranks on this machine; returns the outcome status
+    """Train a `dist.world_size` > 1 run as its node 0: this machine's ranks, and for
+    `dist.nodes` > 1 the seats other workers take (worker/nodes.py). Returns the outcome status
     (raises RanksFailed when a rank failed)."""
-    from pcm_engine.launch import local_rendezvous, torchrun_command
+    from pcm_engine.launch import advertised_rendezvous, local_rendezvous, torchrun_command
 
     d = config.dist
-    if d.nodes != 1:
-        raise ValueError(f"dist.nodes is {d.nodes}: workers start one-node distributed runs only")
     run_dir = execution.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     for leftover in (STOP_FILE, OUTCOME_FILE):  # an earlier attempt's
         (run_dir / leftover).unlink(missing_ok=True)
-    config.save(run_dir / "config.yaml")  # what the ranks train (with its SFT start resolved)
-    rendezvous = local_rendezvous(f"run-{execution.run_id}")
-    record_placement(execution, rendezvous.endpoint, d.world_size, d.strategy)
-    execution.event(f"starting {d.world_size} ranks ({d.strategy})")
+    config.save(run_dir / "config.yaml")  # what the ranks of every node train (SFT start resolved)
+    attempt = current_attempt(execution)
+    if d.nodes == 1:
+        rendezvous = local_rendezvous(f"run-{execution.run_id}")
+    else:
+        rendezvous = advertised_rendezvous(
+            execution.settings.advertise_host, f"run-{execution.run_id}-a{attempt}"
+        )
+    others = RunNodes(execution, attempt, d.nodes)  # their seats were opened with the claim
+    others.open(
+        nodes.placement(
+            rendezvous.endpoint, d.world_size, d.strategy, d.nodes, attempt, execution.worker_name
+        )
+    )
+    execution.event(
+        f"starting {d.world_size} ranks ({d.strategy})"
+        + (f" on {d.nodes} nodes; waiting for {d.nodes - 1} more worker(s) to join" if d.nodes > 1 else "")
+    )
     command = torchrun_command(
         config,
         rendezvous,
@@ -146,43 +189,110 @@ def train_ranks(execution: RunExecution, config, stop: StopCheck) -> str:
         "--worker",
         execution.worker_name,
     )
-    code = RankProcesses(command, run_dir).supervise(stop)
+    try:
+        code = RankProcesses(command, run_dir, LOG_FILE).supervise(lambda: others.pass_on_stop(stop, run_dir))
+    finally:
+        others.close()
     outcome = RanksOutcome.load(run_dir)
     if code != 0 or outcome is None:
-        raise ranks_failed(code, run_dir / LOG_FILE)
+        raise others.explain(ranks_failed(code, run_dir / LOG_FILE), d.timeout_s)
     reason = StopReason(outcome.reason) if outcome.reason else None
     return execution.conclude(outcome.stopped_early, reason, outcome.step_count)
 
 
-def record_placement(execution: RunExecution, endpoint: str, world_size: int, strategy: str) -> None:
-    placement = {
-        "endpoint": endpoint,
-        "world_size": world_size,
-        "strategy": strategy,
-        "nodes": [{"worker": execution.worker_name, "node_rank": 0, "ranks": list(range(world_size))}],
-    }
+def current_attempt(execution: RunExecution) -> int:
     with session_scope(execution.url) as session:
-        session.execute(
-            update(Run)
-            .where(Run.id == execution.run_id)
-            .values(placement=placement)
-            .execution_options(synchronize_session=False)
-        )
+        return session.scalar(select(Run.attempt).where(Run.id == execution.run_id)) or 0
+
+
+class RunNodes:
+    """Node 0's view of a run's other nodes (`nodes` > 1; nothing to do for one node): it asks
+    the workers to take their seats (opened with the claim, `nodes.gather`), turns a seat whose
+    worker shuts down into a stop request for rank 0, and closes the seats nobody took when the
+    attempt ends."""
+
+    def __init__(self, execution: RunExecution, attempt: int, count: int):
+        self.execution = execution
+        self.attempt = attempt
+        self.count = count
+        self.asked: StopReason | None = None
+        self._looked = 0.0
+
+    def open(self, placement: dict) -> None:
+        """Write the run's placement (the seats' workers read the rendezvous there), then send
+        one join message per seat."""
+        with session_scope(self.execution.url) as session:
+            session.execute(
+                update(Run)
+                .where(Run.id == self.execution.run_id)
+                .values(placement=placement)
+                .execution_options(synchronize_session=False)
+            )
+        for node_rank in range(1, self.count):
+            send_join_run(self.execution.run_id, self.attempt, node_rank, self.execution.settings)
+
+    def pass_on_stop(self, stop: StopCheck, run_dir: Path) -> None:
+        """Ask rank 0 to stop (once, through run_dir/ranks_stop) when this worker shuts down or
+        loses the run, or when the worker of another node shuts down."""
+        reason = stop.local_reason() or self.leaving()
+        if reason is not None and self.asked is None:
+            self.asked = reason
+            (run_dir / STOP_FILE).write_text(reason.value)
+            log.info("run %s: asked the ranks to stop (%s)", self.execution.run_id, reason.value)
+
+    def leaving(self) -> StopReason | None:
+        """SHUTDOWN when another node's worker is shutting down (looked up once a second)."""
+        now = time.monotonic()
+        if self.count == 1 or now - self._looked < SEATS_POLL_S:
+            return None
+        self._looked = now
+        with session_scope(self.execution.url) as session:
+            states = [seat.state for seat in nodes.seats(session, self.execution.run_id, self.attempt)]
+        return StopReason.SHUTDOWN if "leaving" in states else None
+
+    def close(self) -> None:
+        if self.count > 1:
+            with session_scope(self.execution.url) as session:
+                nodes.close_seats(session, self.execution.run_id, self.attempt)
+
+    def explain(self, failure: RanksFailed, timeout_s: float) -> RanksFailed:
+        """`failure`, saying which other node failed or never found a worker."""
+        if self.count == 1:
+            return failure
+        with session_scope(self.execution.url) as session:
+            held = nodes.seats(session, self.execution.run_id, self.attempt)
+        untaken = [seat.node_rank for seat in held if seat.state == "closed"]
+        failed = [seat for seat in held if seat.state == "failed"]
+        if untaken:
+            message = (
+                f"node(s) {', '.join(map(str, untaken))} of {self.count} found no worker within "
+                f"dist.timeout_s ({timeout_s:.0f} s): each needs a worker with "
+                f"{ranks_wanted(self.execution)} free device(s) sharing this data folder"
+            )
+        elif failed:
+            seat = failed[0]
+            message = (
+                f"node {seat.node_rank} ({seat.worker}) failed: {seat.error or f'exit {seat.exit_code}'}"
+            )
+        else:
+            return failure
+        return RanksFailed(f"{message}; {failure}", failure.log_tail)
 
 
 class RankProcesses:
-    """The torchrun agent of one run (and through it the ranks), as the worker supervises it."""
+    """The torchrun agent of one node of a run (and through it the node's ranks), as its worker
+    supervises it; its output goes to run_dir/`log_name`."""
 
-    def __init__(self, command: list[str], run_dir: Path):
+    def __init__(self, command: list[str], run_dir: Path, log_name: str):
         self.command = command
         self.run_dir = run_dir
-        self.asked: StopReason | None = None
+        self.log_name = log_name
 
-    def supervise(self, stop: StopCheck) -> int:
-        """Start the ranks and wait for them to exit; returns torchrun's exit code. The ranks
-        never outlive this call: leaving it any other way (an exception, the worker told to
-        exit) ends them."""
-        with open(self.run_dir / LOG_FILE, "ab") as output:
+    def supervise(self, look: Callable[[], None]) -> int:
+        """Start the ranks and wait for them to exit, calling `look` every `POLL_S` (it passes
+        on stop requests); returns torchrun's exit code. The ranks never outlive this call:
+        leaving it any other way (an exception, the worker told to exit) ends them."""
+        with open(self.run_dir / self.log_name, "ab") as output:
             process = subprocess.Popen(
                 self.command,
                 stdout=output,
@@ -191,20 +301,12 @@ class RankProcesses:
             )
         try:
             while (code := process.poll()) is None:
-                self.pass_on_stop(stop)
+                look()
                 time.sleep(POLL_S)
             return code
         finally:
             if process.poll() is None:
                 terminate(process)
-
-    def pass_on_stop(self, stop: StopCheck) -> None:
-        """Ask rank 0 to stop (once) when the worker shuts down or loses the run."""
-        reason = stop.local_reason()
-        if reason is not None and self.asked is None:
-            self.asked = reason
-            (self.run_dir / STOP_FILE).write_text(reason.value)
-            log.info("run %s: asked the ranks to stop (%s)", self.run_dir.name, reason.value)
 
 
 def child_pids(pid: int) -> list[int]:

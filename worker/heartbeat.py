@@ -1,6 +1,7 @@
 """The worker's heartbeat thread: every `heartbeat_s` it refreshes its `workers` row and, while
-it trains a run, that run's `heartbeat_at`. A run whose heartbeat stops (the worker died) turns
-`stale`; a heartbeat that finds the run no longer this worker's tells the trainer to stop."""
+it trains a run, that run's `heartbeat_at` (or, holding a seat of another worker's multi-node
+run, that seat's). A run whose heartbeat stops (the worker died) turns `stale`; a heartbeat
+that finds the run (or the seat's attempt) no longer this worker's tells the trainer to stop."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete
 
-from backend.store import lifecycle
+from backend.store import lifecycle, nodes
 from backend.store.db import session_scope
 from backend.store.models import WorkerRecord, utcnow
 from backend.store.settings import Settings
@@ -23,10 +24,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Attachment:
-    """The run the worker is training; `lost` is set once its heartbeat is refused."""
+    """The run the worker is training (`seat`: the attempt and node rank it holds of another
+    worker's multi-node run); `lost` is set once its heartbeat is refused."""
 
     run_id: int
+    seat: tuple[int, int] | None = None
     lost: threading.Event = field(default_factory=threading.Event)
+
+    def beat(self, session, worker: str) -> bool:
+        if self.seat is None:
+            return lifecycle.heartbeat(session, self.run_id, worker)
+        return nodes.seat_heartbeat(session, self.run_id, *self.seat, worker)
 
 
 class WorkerHeartbeat(threading.Thread):
@@ -42,9 +50,9 @@ class WorkerHeartbeat(threading.Thread):
 
     # --- called by the training thread ------------------------------------------------------------
 
-    def attach(self, run_id: int) -> Attachment:
+    def attach(self, run_id: int, seat: tuple[int, int] | None = None) -> Attachment:
         with self._lock:
-            self._attachment = Attachment(run_id)
+            self._attachment = Attachment(run_id, seat)
             attachment = self._attachment
         self.try_beat()  # the workers row shows the run at once
         return attachment
@@ -81,7 +89,7 @@ class WorkerHeartbeat(threading.Thread):
             attachment = self._attachment
         with session_scope(self.settings.resolved_database_url) as session:
             if attachment is not None and not attachment.lost.is_set():
-                if not lifecycle.heartbeat(session, attachment.run_id, self.worker_name):
+                if not attachment.beat(session, self.worker_name):
                     attachment.lost.set()
                     if self._attachment is attachment:  # not a run that just ended
                         log.warning("run %s is no longer this worker's; stopping it", attachment.run_id)

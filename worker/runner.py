@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import Row, select, update
 
-from backend.store import lifecycle, media_requests, wakeup
+from backend.store import lifecycle, media_requests, nodes, wakeup
 from backend.store.broker import send_train_run
 from backend.store.db import session_scope
 from backend.store.history import HISTORY_KEY
@@ -278,14 +278,18 @@ class RunExecution:
     def execute(self) -> str:
         if SHUTDOWN.is_set():
             return self.defer()
-        from worker.distributed import ranks_wanted, wait_for_slots
-        from worker.environment import rank_slots
+        from worker.distributed import GATHERING, leave_for_later, run_shape, too_big
 
-        wanted, slots = ranks_wanted(self), rank_slots()
-        if wanted > slots:
-            return wait_for_slots(self, wanted, slots)
+        if (reason := too_big(self)) is not None:
+            return leave_for_later(self, reason)
+        nodes_count = run_shape(self)[1]
         with session_scope(self.url) as session:
             claimed = lifecycle.claim_run(session, self.run_id, self.worker_name)
+            gathered = not claimed or nodes_count == 1 or nodes.gather(session, self.run_id, nodes_count)
+            if not gathered:
+                session.rollback()  # the claim too: the run stays queued
+        if not gathered:
+            return leave_for_later(self, GATHERING)
         if not claimed:
             log.info("run %s: not queued (already claimed, cancelled or gone); nothing to do", self.run_id)
             return "skipped"

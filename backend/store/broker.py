@@ -16,6 +16,9 @@ from backend.store.settings import Settings, get_settings
 
 TRAIN_RUN_TASK = "pcm.train_run"
 """The name the worker registers its `train_run` task under; its only argument is the run id."""
+JOIN_RUN_TASK = "pcm.join_run"
+"""The task a worker answers by taking a seat of a multi-node run (worker/nodes.py); its
+arguments are the run id, the attempt and the node rank (backend/store/nodes.py)."""
 
 
 def celery_app(settings: Settings) -> Celery:
@@ -50,3 +53,12 @@ def send_train_run(run_id: int, settings: Settings | None = None) -> None:
     """Queue the training of one run (the payload is just its id)."""
     settings = settings or get_settings()
     celery_app(settings).send_task(TRAIN_RUN_TASK, args=[run_id], queue=settings.queue)
+
+
+def send_join_run(
+    run_id: int, attempt: int, node_rank: int, settings: Settings, countdown: float = 0
+) -> None:
+    """Ask the workers for node `node_rank` of a multi-node run's `attempt`."""
+    celery_app(settings).send_task(
+        JOIN_RUN_TASK, args=[run_id, attempt, node_rank], queue=settings.queue, countdown=countdown or None
+    )

@@ -242,6 +242,26 @@ class RunEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class RunNode(Base):
+    """A seat of a multi-node run (`dist.nodes` > 1) for one attempt: node 0 is the worker that
+    claimed the run (it holds no seat); every other node rank is a seat that another worker takes
+    (worker/nodes.py). States: open -> joined -> done | failed, joined -> leaving (its worker is
+    shutting down: the run checkpoints and is queued again), open -> closed (the attempt ended
+    before a worker took it). Migration 0009."""
+
+    __tablename__ = "run_nodes"
+    __table_args__ = (UniqueConstraint("run_id", "attempt", "node_rank", name="uq_run_nodes_seat"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    node_rank: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    worker: Mapped[str | None] = mapped_column(String(256))
+    heartbeat_at: Mapped[datetime | None]
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class WorkerRecord(Base):
     __tablename__ = "workers"
     name: Mapped[str] = mapped_column(String(256), primary_key=True)  # celery hostname

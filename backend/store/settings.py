@@ -25,6 +25,11 @@ class Settings(BaseSettings):
         None, description="Celery broker; default: kombu's file-system transport in data_dir."
     )
     queue: str = Field("runs", description="Celery queue the API sends runs to and workers consume.")
+    advertise_host: str = Field(
+        "127.0.0.1",
+        description="The address other workers reach this worker at: a multi-node run (dist.nodes > 1) "
+        "that this worker leads has its rendezvous here. Set it on every GPU machine of a lab.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     public_url: str | None = Field(

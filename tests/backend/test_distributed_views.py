@@ -20,9 +20,10 @@ PLACEMENT = {
     "endpoint": "gpu-a.lab:29500",
     "world_size": 4,
     "strategy": "fsdp",
+    "attempt": 1,
     "nodes": [
-        {"worker": "w-a@gpu-a", "node_rank": 0, "ranks": [0, 1]},
-        {"worker": "w-b@gpu-b", "node_rank": 1, "ranks": [2, 3]},
+        {"worker": "w-a@gpu-a", "node_rank": 0, "ranks": [0, 1], "state": "joined"},
+        {"worker": "w-b@gpu-b", "node_rank": 1, "ranks": [2, 3], "state": "joined"},
     ],
 }
 DIST = {"dist.world_size": 4, "dist.nodes": 2, "dist.strategy": "fsdp"}

@@ -47,18 +47,25 @@ def metric_rows(run_id: int) -> list[Metric]:
 
 @pytest.fixture(scope="module")
 def runs(stack):
-    """A 2-rank ddp run held by GPU_WORKER (node 0, ranks 0 and 1) with STEPS steps of timings and
-    spreads, an idle worker, and a one-process run still queued."""
+    """A 2-rank ddp run over 2 nodes held by GPU_WORKER (node 0, rank 0; node 1 still waits for a
+    worker) with STEPS steps of timings and spreads, an idle worker, and a one-process run still
+    queued."""
     with stack.client() as client:
         dist = stack.create_run(
-            client, "dist-e2e", **{"dist.world_size": 2, "dist.strategy": "ddp", "train.steps": STEPS}
+            client,
+            "dist-e2e",
+            **{"dist.world_size": 2, "dist.nodes": 2, "dist.strategy": "ddp", "train.steps": STEPS},
         )
         single = stack.create_run(client, "single-e2e")
     placement = {
         "endpoint": ENDPOINT,
         "world_size": 2,
         "strategy": "ddp",
-        "nodes": [{"worker": GPU_WORKER, "node_rank": 0, "ranks": [0, 1]}],
+        "attempt": 1,
+        "nodes": [
+            {"worker": GPU_WORKER, "node_rank": 0, "ranks": [0], "state": "joined"},
+            {"worker": None, "node_rank": 1, "ranks": [1], "state": "open"},
+        ],
     }
     now = utcnow()
     with stack.session() as session:
@@ -94,12 +101,12 @@ def test_the_run_page_shows_ranks_placement_and_the_per_rank_spread(stack, runs,
     page = open_context().new_page()
     page.goto(f"{stack.base_url}/runs/{runs['dist']['id']}")
     page.wait_for_selector("#run-placement")
-    assert page.text_content("#run-processes") == "2 ranks · ddp"
+    assert page.text_content("#run-processes") == "2 ranks · ddp · 2 nodes"
     assert page.text_content("#run-endpoint") == ENDPOINT
     rows = page.eval_on_selector_all(
         "#run-placement tbody tr", "trs => trs.map((tr) => [...tr.cells].map((td) => td.textContent))"
     )
-    assert rows == [[GPU_WORKER, "0", "ranks 0–1"]]
+    assert rows == [[GPU_WORKER, "0", "rank 0", "joined"], ["waiting for a worker", "1", "rank 1", "open"]]
 
     page.wait_for_function(
         "() => document.getElementById('chart-rank-spread')?.data?.some((t) => (t.y || []).length)"
@@ -132,7 +139,7 @@ def test_the_workers_page_shows_devices_and_the_run_and_ranks_each_holds(stack, 
     busy = page.locator(f"#workers-table tr[data-worker='{GPU_WORKER}']")
     run_id = runs["dist"]["id"]
     assert busy.locator(".worker-devices").text_content() == DEVICES
-    assert busy.locator(".worker-run").text_content() == f"run #{run_id} dist-e2e · ranks 0–1 (node 0)"
+    assert busy.locator(".worker-run").text_content() == f"run #{run_id} dist-e2e · rank 0 (node 0)"
     assert busy.locator(".worker-run a").get_attribute("href") == f"/runs/{run_id}"
     idle = page.locator(f"#workers-table tr[data-worker='{IDLE_WORKER}']")
     assert idle.locator(".worker-devices").text_content() == "cpu"
@@ -142,4 +149,4 @@ def test_the_workers_page_shows_devices_and_the_run_and_ranks_each_holds(stack, 
 
     busy.locator(".worker-run a").click()  # the link opens the run it names
     page.wait_for_selector("#run-placement")
-    assert page.text_content("#run-processes") == "2 ranks · ddp"
+    assert page.text_content("#run-processes") == "2 ranks · ddp · 2 nodes"

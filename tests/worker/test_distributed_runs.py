@@ -110,7 +110,8 @@ def test_a_two_rank_run_trains_through_a_worker_like_a_one_process_run(two_slot_
     assert placement == {
         "world_size": 2,
         "strategy": "ddp",
-        "nodes": [{"worker": worker.name, "node_rank": 0, "ranks": [0, 1]}],
+        "attempt": 1,
+        "nodes": [{"worker": worker.name, "node_rank": 0, "ranks": [0, 1], "state": "joined"}],
     }
     assert "starting 2 ranks (ddp)" in messages(stack, run["id"])
     wait_for(lambda: stack.worker_records()[0].current_run_id is None, 10, "the worker to be idle")
@@ -199,7 +200,7 @@ def test_a_run_taken_away_stops_its_ranks_and_keeps_its_status(two_slot_worker):
 
 
 def test_sigterm_checkpoints_every_rank_and_another_worker_resumes_the_run(lab_stack):
-    stack, steps = lab_stack, 5
+    stack, steps = lab_stack, 40  # a tiny step takes ~0.1 s: enough of them that the stop lands mid-run
     stack.start_api()
     start_worker_with_slots(stack, "w1", gpus=2)
     with stack.client() as client:

@@ -92,13 +92,16 @@ function renderSkeleton(main) {
 }
 
 /** Which worker runs which node and ranks of a distributed run (its `placement`, written by the
- * worker that started the ranks; members only: a share link's answer has none). */
+ * worker that started the ranks and kept up to date as other workers take, leave or end the
+ * other nodes; members only: a share link's answer has none). */
 function placementTable(placement) {
   return el("table", { class: "table placement-table", id: "run-placement", "aria-label": "where the ranks train" },
-    el("thead", {}, el("tr", {}, ...["worker", "node", "ranks"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ...["worker", "node", "ranks", "state"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, placement.nodes.map((node) => el("tr", {},
-      el("td", {}, node.worker), el("td", {}, node.node_rank),
-      el("td", {}, fmtRanks(node.ranks))))));
+      el("td", { class: node.worker ? "" : "muted" }, node.worker ?? "waiting for a worker"),
+      el("td", {}, node.node_rank),
+      el("td", {}, fmtRanks(node.ranks)),
+      el("td", {}, node.state ?? "joined")))));
 }
 
 /** Background work (live updates) must not end in an unhandled rejection: report and go on. */

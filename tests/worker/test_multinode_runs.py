@@ -1,0 +1,125 @@
+"""A run over two nodes (`dist.nodes` 2, one gloo rank each on the CPU) through two real worker
+processes on PostgreSQL and Redis: the worker that claims the run is node 0 and holds the
+rendezvous, the other takes the seat of node 1 from the join message (worker/distributed.py,
+worker/nodes.py, backend/store/nodes.py). The workers share the data folder, as a lab's
+machines share it over a network file system."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+import pytest
+from sqlalchemy import select
+
+from backend.store.models import Run, RunNode
+from tests.services import ServiceStack, wait_for
+from tests.worker.checks import artifacts, assert_trained, events_in_db, train_over_http
+
+pytestmark = pytest.mark.slow
+
+TWO_NODES = {
+    "grpo.groups_per_step": 2,
+    "dist.world_size": 2,
+    "dist.nodes": 2,
+    "dist.backend": "gloo",
+    "dist.timeout_s": 20,
+    "train.device": "cpu",
+}
+
+
+def run_row(stack: ServiceStack, run_id: int) -> Run:
+    with stack.session() as session:
+        return session.scalar(select(Run).where(Run.id == run_id))
+
+
+def seats(stack: ServiceStack, run_id: int) -> list[tuple[int, int, str, str | None]]:
+    """(attempt, node rank, state, worker) of every seat of the run."""
+    with stack.session() as session:
+        rows = session.scalars(
+            select(RunNode).where(RunNode.run_id == run_id).order_by(RunNode.attempt, RunNode.node_rank)
+        )
+        return [(seat.attempt, seat.node_rank, seat.state, seat.worker) for seat in rows]
+
+
+def workers_by_name(stack: ServiceStack) -> dict[str, str]:
+    """The stack's process name ('w1') of each registered worker ('w1@host')."""
+    return {record.name: record.name.partition("@")[0] for record in stack.worker_records()}
+
+
+@pytest.fixture
+def two_workers(lab_stack):
+    lab_stack.start_api()
+    lab_stack.start_workers("w1", "w2")
+    return lab_stack
+
+
+def test_a_two_node_run_trains_through_two_workers(two_workers):
+    stack = two_workers
+    steps = 3
+    run, events, _ = train_over_http(
+        stack, **TWO_NODES, **{"train.steps": steps, "eval.every": 3, "train.checkpoint_every": 3}
+    )
+
+    assert_trained(stack, run, events, steps)  # metrics once per step (rank 0 only), policy registered
+    assert [a.step for a in artifacts(stack, run["id"]) if a.kind == "checkpoint"] == [3]
+    placement = run_row(stack, run["id"]).placement
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", placement["endpoint"])  # PCM_ADVERTISE_HOST's default
+    leader, follower = (node["worker"] for node in placement["nodes"])
+    assert {leader, follower} == set(workers_by_name(stack))  # one node on each worker
+    assert [(n["node_rank"], n["ranks"]) for n in placement["nodes"]] == [(0, [0]), (1, [1])]
+    assert run_row(stack, run["id"]).worker == leader  # node 0 owns the run
+    wait_for(lambda: seats(stack, run["id"]) == [(1, 1, "done", follower)], 30, "node 1 to end")
+    assert run_row(stack, run["id"]).placement["nodes"][1]["state"] == "done"
+    messages = [e.payload.get("message", "") for e in events_in_db(stack, run["id"])]
+    assert "starting 2 ranks (ddp) on 2 nodes; waiting for 1 more worker(s) to join" in messages
+    run_dir = stack.settings.runs_dir / str(run["id"])
+    assert (run_dir / "ranks.log").is_file() and (run_dir / "ranks-node1.log").is_file()
+    wait_for(
+        lambda: all(r.current_run_id is None for r in stack.worker_records()), 30, "both workers to be idle"
+    )
+
+
+def test_a_node_whose_worker_shuts_down_sends_the_run_back_and_a_lone_worker_cannot_hold_it(two_workers):
+    """SIGTERM to node 1's worker: its seat turns `leaving`, node 0 stops the run at the end of
+    the step with a checkpoint and queues it again. The one worker left claims it as node 0,
+    and when no worker takes node 1 within dist.timeout_s the run fails saying so."""
+    stack = two_workers
+    with stack.client() as client:
+        run_id = stack.create_run(client, **TWO_NODES, **{"train.steps": 200, "train.checkpoint_every": 0})[
+            "id"
+        ]
+        wait_for(lambda: (run_row(stack, run_id).steps_done or 0) >= 1, 120, "the first step")
+        follower = run_row(stack, run_id).placement["nodes"][1]["worker"]
+        assert stack.signal(workers_by_name(stack)[follower], signal.SIGTERM, timeout=90) == 0
+        run = stack.wait_status(client, run_id, ("failed", "succeeded", "cancelled"), timeout=120)
+
+    assert run["status"] == "failed" and run["attempt"] == 2, run
+    assert "node(s) 1 of 2 found no worker within dist.timeout_s (20 s)" in run["error"], run["error"]
+    first = [seat for seat in seats(stack, run_id) if seat[0] == 1]
+    assert first == [(1, 1, "done", follower)]  # it left cleanly: its ranks checkpointed and exited 0
+    assert seats(stack, run_id)[-1][:3] == (2, 1, "closed")  # nobody took node 1 of attempt 2
+    checkpoints = [a.step for a in artifacts(stack, run_id) if a.kind == "checkpoint"]
+    assert checkpoints, "the stop wrote a checkpoint"
+    statuses = [e.payload["status"] for e in events_in_db(stack, run_id) if e.kind == "status"]
+    assert "queued" in statuses[1:]  # sent back once, before the second attempt
+
+
+def test_two_multi_node_runs_queued_together_train_one_after_the_other(two_workers):
+    """Two workers, two 2-node runs: each worker could claim one and wait forever for the other
+    to join it. While one run gathers its nodes, a worker leaves the other queued (and stays free
+    to join), so both runs train."""
+    stack = two_workers
+    with stack.client() as client:
+        ids = [stack.create_run(client, f"r{i}", **TWO_NODES, **{"train.steps": 2})["id"] for i in range(2)]
+        finished = [stack.wait_status(client, run_id, ("failed", "succeeded"), timeout=240) for run_id in ids]
+
+    assert [run["status"] for run in finished] == ["succeeded", "succeeded"], [r["error"] for r in finished]
+    assert all(run["attempt"] == 1 for run in finished)
+    waited = [
+        e.payload.get("message")
+        for run_id in ids
+        for e in events_in_db(stack, run_id)
+        if e.payload.get("status") == "queued" and "message" in e.payload
+    ]
+    assert waited and set(waited) == {"waits while another run gathers the workers of its nodes"}
