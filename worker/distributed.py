@@ -57,6 +57,8 @@ POLL_S = 0.2
 """How often the worker looks at its ranks (and at its shutdown flag and heartbeat)."""
 SEATS_POLL_S = 1.0
 """How often node 0 looks at the seats of the run's other nodes."""
+SEATS_SETTLE_S = 15.0
+"""How long node 0, its ranks failed, waits for the other nodes to record how theirs ended."""
 TERMINATE_GRACE_S = 30.0
 """How long torchrun gets to end its ranks after SIGTERM before they are killed."""
 OFFER_AGAIN_S = 10.0
@@ -255,28 +257,42 @@ class RunNodes:
             with session_scope(self.execution.url) as session:
                 nodes.close_seats(session, self.execution.run_id, self.attempt)
 
+    def settled_seats(self) -> list:
+        """The seats once their workers have recorded how their ranks ended (a rank that died
+        elsewhere ends node 0's ranks about when its own node's agent exits), or as they are
+        after `SEATS_SETTLE_S`."""
+        deadline = time.monotonic() + SEATS_SETTLE_S
+        while True:
+            with session_scope(self.execution.url) as session:
+                held = list(nodes.seats(session, self.execution.run_id, self.attempt))
+            if all(seat.state not in nodes.HELD_STATES for seat in held) or time.monotonic() > deadline:
+                return held
+            time.sleep(SEATS_POLL_S)
+
     def explain(self, failure: RanksFailed, timeout_s: float) -> RanksFailed:
-        """`failure`, saying which other node failed or never found a worker."""
+        """`failure` (node 0's), saying which other nodes never found a worker, or how the
+        ranks of the other nodes that failed ended (a rank that dies on one node makes every
+        node's ranks fail: the one killed shows which)."""
         if self.count == 1:
             return failure
-        with session_scope(self.execution.url) as session:
-            held = nodes.seats(session, self.execution.run_id, self.attempt)
+        held = self.settled_seats()
         untaken = [seat.node_rank for seat in held if seat.state == "closed"]
         failed = [seat for seat in held if seat.state == "failed"]
         if untaken:
             message = (
                 f"node(s) {', '.join(map(str, untaken))} of {self.count} found no worker within "
                 f"dist.timeout_s ({timeout_s:.0f} s): each needs a worker with "
-                f"{ranks_wanted(self.execution)} free device(s) sharing this data folder"
+                f"{ranks_wanted(self.execution)} free device(s) sharing this data folder; {failure}"
             )
         elif failed:
-            seat = failed[0]
-            message = (
-                f"node {seat.node_rank} ({seat.worker}) failed: {seat.error or f'exit {seat.exit_code}'}"
+            others = "; ".join(
+                f"node {seat.node_rank} ({seat.worker}): {seat.error or f'exit {seat.exit_code}'}"
+                for seat in failed
             )
+            message = f"node 0: {failure}; {others}"
         else:
             return failure
-        return RanksFailed(f"{message}; {failure}", failure.log_tail)
+        return RanksFailed(message, failure.log_tail)
 
 
 class RankProcesses:

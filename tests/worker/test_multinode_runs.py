@@ -6,8 +6,10 @@ machines share it over a network file system."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +17,7 @@ from sqlalchemy import select
 from backend.store.models import Run, RunNode
 from tests.services import ServiceStack, wait_for
 from tests.worker.checks import artifacts, assert_trained, events_in_db, train_over_http
+from worker.distributed import child_pids
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +48,12 @@ def seats(stack: ServiceStack, run_id: int) -> list[tuple[int, int, str, str | N
 def workers_by_name(stack: ServiceStack) -> dict[str, str]:
     """The stack's process name ('w1') of each registered worker ('w1@host')."""
     return {record.name: record.name.partition("@")[0] for record in stack.worker_records()}
+
+
+def rank_pids_of(stack: ServiceStack, worker: str) -> list[int]:
+    """The rank processes of `worker`'s torchrun agent (the agent is the worker's child)."""
+    (record,) = [r for r in stack.worker_records() if r.name == worker]
+    return [pid for agent in child_pids(record.pid) for pid in child_pids(agent)]
 
 
 @pytest.fixture
@@ -123,3 +132,27 @@ def test_two_multi_node_runs_queued_together_train_one_after_the_other(two_worke
         if e.payload.get("status") == "queued" and "message" in e.payload
     ]
     assert waited and set(waited) == {"waits while another run gathers the workers of its nodes"}
+
+
+def test_killing_a_rank_of_node_1_fails_the_run_naming_that_node(two_workers):
+    stack = two_workers
+    with stack.client() as client:
+        run_id = stack.create_run(client, **TWO_NODES, **{"train.steps": 200, "train.checkpoint_every": 0})[
+            "id"
+        ]
+        wait_for(lambda: (run_row(stack, run_id).steps_done or 0) >= 1, 120, "the first step")
+        follower = run_row(stack, run_id).placement["nodes"][1]["worker"]
+        (rank,) = wait_for(lambda: rank_pids_of(stack, follower), 10, "node 1's rank")
+        os.kill(rank, signal.SIGKILL)
+        run = stack.wait_status(client, run_id, ("failed", "succeeded", "cancelled"), timeout=90)
+
+    assert run["status"] == "failed", run
+    error = run["error"]
+    assert (
+        "node 0: rank 0 exited with 1" in error and f"node 1 ({follower}): rank 1 exited with -9" in error
+    ), error
+    assert seats(stack, run_id)[0][2] == "failed"
+    assert not Path(f"/proc/{rank}").exists()
+    wait_for(
+        lambda: all(r.current_run_id is None for r in stack.worker_records()), 30, "both workers to be idle"
+    )
