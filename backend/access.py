@@ -11,6 +11,8 @@ public) needs the same right to change it. The whole table is in docs/architectu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import HTTPException, status
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
@@ -38,6 +40,14 @@ def visible_runs(user: User, model: type[Run] | type[Sweep] = Run) -> ColumnElem
         model.visibility == "public",
         and_(model.visibility == "lab", model.lab_id.in_(my_labs)),
     )
+
+
+def visible_run_ids(session: Session, user: User, ids: Iterable[int | None]) -> set[int]:
+    """Those of the run ids `ids` that `user` may see (None and unknown ids left out)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Run.id).where(Run.id.in_(wanted), visible_runs(user))))
 
 
 def not_found(what: str, ident: object) -> HTTPException:

@@ -188,7 +188,9 @@ class QueueWorker(BaseModel):
     name: str
     devices: str
     busy: bool
-    current_run_id: int | None
+    current_run_id: int | None = Field(
+        description="The run a busy worker holds; null when idle or when the caller may not see that run."
+    )
 
 
 class QueuePlace(BaseModel):
@@ -415,7 +417,10 @@ class WorkerOut(_Out):
     devices: str = Field(description="What the worker trains on (its rank slots / GPUs), as it reports it.")
     started_at: UtcDatetime
     heartbeat_at: UtcDatetime
-    current_run_id: int | None
+    busy: bool = Field(description="The worker holds a run (whether or not the caller may see it).")
+    current_run_id: int | None = Field(
+        description="The run the worker holds; null when idle or when the caller may not see that run."
+    )
     alive: bool
     run: WorkerRun | None = Field(
         None,

@@ -12,10 +12,20 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def storage_key(tensor: torch.Tensor) -> int:
+    """The identity of `tensor`'s storage, shared by its views. Not its data pointer: FSDP frees
+    a gathered weight's memory after a block's forward and allocates it again for the next, so a
+    pointer can name a weight in one pass and an activation in another; the storage stays one
+    object throughout."""
+    return tensor.untyped_storage()._cdata
+
+
 class SavedTensorMeter:
     """Bytes of tensors autograd saves for backward during a forward, each storage counted once.
 
-    Parameters are excluded: they are the same for every selector and are not activations.
+    The weights are excluded (`exclude`: their `storage_key`s, which may grow during the forward,
+    as FSDP gathers each block's whole weights): they are the same for every selector and are not
+    activations.
     """
 
     def __init__(self, exclude: set[int]):
@@ -23,10 +33,9 @@ class SavedTensorMeter:
         self.storages: dict[int, int] = {}
 
     def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        ptr = storage.data_ptr()
-        if ptr not in self.exclude:
-            self.storages[ptr] = storage.nbytes()
+        key = storage_key(tensor)
+        if key not in self.exclude:
+            self.storages[key] = tensor.untyped_storage().nbytes()
         return tensor
 
     def hooks(self):

@@ -29,22 +29,48 @@ FORWARD_METHODS = ("sample", "log_probs_and_entropy")  # the policy's entries be
 SHARDED_DIR = "sharded"  # a checkpoint's torch.distributed.checkpoint folder
 
 
-def shard_policy(policy: torch.nn.Module) -> int:
+def shard_policy(policy: torch.nn.Module, weight_keys: set[int] | None = None) -> int:
     """`fully_shard` every transformer block of `policy` (vision encoder and language model),
     then the rest as the root; returns how many blocks. FSDP averages the gradients over the
-    ranks; the trainer scales each rank's loss by the world size to sum them."""
+    ranks; the trainer scales each rank's loss by the world size to sum them.
+
+    `weight_keys` (the activation meter's exclusions) receives the `storage_key` of every whole
+    weight FSDP gathers for a forward, as each module gathers them, so the meter leaves them out
+    as it leaves out an unsharded policy's weights. FSDP keeps one storage per gathered weight
+    across passes, so the set stops growing after the first forward."""
     from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
     blocks = [m for m in policy.modules() if type(m).__name__.endswith(SHARDED_BLOCKS)]
     for block in blocks:
         fully_shard(block)
     fully_shard(policy)
+    if weight_keys is not None:
+        for module in [*blocks, policy]:  # runs after FSDP's own pre-forward, which gathers
+            module.register_forward_pre_hook(lambda module, _args: _note_whole_weights(module, weight_keys))
+        for name in FORWARD_METHODS:  # FSDP gathers the root's weights, then calls the method
+            setattr(policy, name, _noting(getattr(policy, name), policy, weight_keys))
     for name in FORWARD_METHODS:
         register_fsdp_forward_method(policy, name)
     # log_probs_and_entropy returns views (a gather's squeeze); nothing modifies them in place,
     # which is the case the warning is about
     warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view tensor")
     return len(blocks)
+
+
+def _note_whole_weights(module: torch.nn.Module, keys: set[int]) -> None:
+    from torch.distributed.tensor import DTensor
+
+    from pcm_engine.memory import storage_key
+
+    keys.update(storage_key(p) for p in module.parameters() if not isinstance(p, DTensor))
+
+
+def _noting(method, module: torch.nn.Module, keys: set[int]):
+    def noted(*args, **kwargs):
+        _note_whole_weights(module, keys)
+        return method(*args, **kwargs)
+
+    return noted
 
 
 def fsdp_modules(policy: torch.nn.Module) -> list[torch.nn.Module]:

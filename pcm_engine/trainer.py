@@ -40,7 +40,7 @@ from pcm_engine.envs import make_env
 from pcm_engine.evaluation import evaluate_policy
 from pcm_engine.grpo import LOSS_STATS, group_advantages, mixed_group_mask, surrogate_sums
 from pcm_engine.media import episodes_per_task, record_episodes
-from pcm_engine.memory import SavedTensorMeter, peak_rss_bytes
+from pcm_engine.memory import SavedTensorMeter, peak_rss_bytes, storage_key
 from pcm_engine.metrics import ChunkRecord, MetricSink, report_media
 from pcm_engine.overlap import RolloutPrefetcher
 from pcm_engine.passes import PassCap, cap_within, memory_mode_shapes, pack_rows
@@ -147,8 +147,11 @@ class Trainer:
         if g.kl_coef > 0:
             self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
         self.sharded = self.dist.distributed and config.dist.strategy == "fsdp"
+        # the weights' storages, which the activation meter leaves out (under FSDP the local
+        # shards, and the whole weights each module gathers for a forward, as it gathers them)
+        self._weight_storages: set[int] = set()
         if self.sharded:
-            shard_policy(self.policy)
+            shard_policy(self.policy, self._weight_storages)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             trainable, lr=g.lr, betas=tuple(g.betas), weight_decay=g.weight_decay
@@ -159,11 +162,7 @@ class Trainer:
         self.step_count = 0
         self.stopped_early = False
         self._last_log = time.perf_counter()
-        # the weights' storages, which the activation meter leaves out (under FSDP the local
-        # shards: the gathered whole weights a pass saves count as its activations)
-        self._param_storages = {
-            local_tensor(p).untyped_storage().data_ptr() for p in self.policy.parameters()
-        }
+        self._weight_storages.update(storage_key(local_tensor(p)) for p in self.policy.parameters())
         self._trainable = trainable
         self._chunk_bytes: dict[tuple[int, bool], float] = {}  # grpo.pass_memory_mb's probes
         if self.dist.is_main:
@@ -612,7 +611,7 @@ class Trainer:
                     set_gradient_sync(self.policy, i == len(passes) - 1)
                 inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
                 shape = (len(rows), inputs.input_ids.shape[1], inputs.unpadded)
-                meter = SavedTensorMeter(self._param_storages) if shape not in activation else None
+                meter = SavedTensorMeter(self._weight_storages) if shape not in activation else None
                 with meter.hooks() if meter is not None else contextlib.nullcontext():
                     log_probs, entropy = self.actor_forward(batch, rows, inputs=inputs, tokens=part["tokens"])
                     ref = None
@@ -743,7 +742,7 @@ class Trainer:
             rows = np.array([rows_of[wide][0], rows_of[narrow][0]])
             inputs = self.policy.prepare(*_rows_of_observations(batch, rows))
             tokens = torch.as_tensor(batch.tokens[rows], device=self.device)
-            meter = SavedTensorMeter(self._param_storages)
+            meter = SavedTensorMeter(self._weight_storages)
             devices = [self.device] if self.device.type == "cuda" else []
             with torch.random.fork_rng(devices=devices), meter.hooks():
                 self.policy.log_probs_and_entropy(inputs, tokens, self.config.grpo.temperature)

@@ -94,4 +94,11 @@ def test_a_worker_names_its_run_only_to_those_who_may_see_it(lab: Lab) -> None:
         assert held(reader)["run"] == {"id": run["id"], "name": "alice-dist", "node_rank": 0, "ranks": [0, 1]}
     outsider = held("bob")
     assert outsider["run"] is None and outsider["devices"] == "cuda:0,cuda:1 (2 rank slots)"
+    assert outsider["busy"] is True and outsider["current_run_id"] is None  # not even its id
     assert "alice-dist" not in str(outsider)
+    assert held("alice")["current_run_id"] == run["id"] and held("alice")["busy"] is True
+
+    queued = lab.launch("bob", name="bob-single", lab_id=lab.lab_b, visibility="lab")
+    response = lab.client.get(f"/api/runs/{queued['id']}", headers=lab.as_("bob"))
+    (worker,) = response.json()["queue"]["workers"]  # bob's queued run lists the busy worker ...
+    assert worker["busy"] is True and worker["current_run_id"] is None  # ... without alice's run id

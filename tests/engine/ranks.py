@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 
 from pcm_engine.distributed import DistContext, leave_process_group
 from pcm_engine.launch import free_port
-from pcm_engine.metrics import NullSink
+from pcm_engine.metrics import JsonlSink, NullSink
 
 
 def _rank(rank: int, world: int, port: int, overrides: dict, run_dir: str, out: str, mixed: bool) -> None:
@@ -27,7 +27,8 @@ def _rank(rank: int, world: int, port: int, overrides: dict, run_dir: str, out: 
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         config = tiny_config(**{**overrides, "dist.world_size": world})
-        trainer = Trainer(config, run_dir, NullSink(), dist=DistContext(rank, world, rank))
+        sink = JsonlSink(run_dir) if rank == 0 else NullSink()  # rank 0 reports, as in a real run
+        trainer = Trainer(config, run_dir, sink, dist=DistContext(rank, world, rank))
         if mixed:  # a rank's trajectories start at an even global index: local parity is global
             force_mixed_outcomes(trainer)
         trainer.train()
@@ -44,8 +45,8 @@ def _rank(rank: int, world: int, port: int, overrides: dict, run_dir: str, out: 
 
 
 def spawn_ranks(world: int, overrides: dict, run_dir: Path, out: Path, *, mixed: bool = True) -> list[dict]:
-    """Train `tiny_config(**overrides)` as `world` ranks in `run_dir`; returns each rank's final
-    keep weights and (unsharded strategies) parameters."""
+    """Train `tiny_config(**overrides)` as `world` ranks in `run_dir` (rank 0's metrics in its
+    metrics.jsonl); returns each rank's final keep weights and (unsharded strategies) parameters."""
     out.mkdir(parents=True, exist_ok=True)
     mp.spawn(
         _rank, args=(world, free_port(), overrides, str(run_dir), str(out), mixed), nprocs=world, join=True

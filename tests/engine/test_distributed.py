@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from pcm_engine import metrics as M
 from pcm_engine.config import ConfigError
 from pcm_engine.distributed import DistContext
 from pcm_engine.metrics import SPREADS, NullSink, read_metrics
@@ -149,6 +150,18 @@ def test_a_resumed_two_rank_run_equals_an_uninterrupted_one(strategy, tmp_path):
     straight, resumed = exported(tmp_path / "straight"), exported(tmp_path / "resumed")
     for name, value in straight.items():
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_fsdp_counts_the_activations_ddp_counts(tmp_path):
+    """The activation meter leaves out the whole weights FSDP gathers for a forward, as it leaves
+    out DDP's weights: rank 0 saves the same activations for the same kept chunks either way."""
+    saved = {}
+    for strategy in ("ddp", "fsdp"):
+        spawn_ranks(2, {**TWO_GROUPS, "dist.strategy": strategy}, tmp_path / strategy, tmp_path / "out")
+        (step,) = [row for row in read_metrics(tmp_path / strategy) if row["step"] == 1]
+        saved[strategy] = step[M.MEM_ACTIVATION]
+    assert saved["ddp"] > 0 and saved["fsdp"] == saved["ddp"], saved
 
 
 # --- through the CLI and torch.distributed.run -------------------------------------------------

@@ -56,6 +56,14 @@ def rank_pids_of(stack: ServiceStack, worker: str) -> list[int]:
     return [pid for agent in child_pids(record.pid) for pid in child_pids(agent)]
 
 
+def start_long_run(stack: ServiceStack, client) -> tuple[int, str]:
+    """A 2-node run of 200 steps, once it made its first step: (its id, node 1's worker)."""
+    overrides = {"train.steps": 200, "train.checkpoint_every": 0}
+    run_id = stack.create_run(client, **TWO_NODES, **overrides)["id"]
+    wait_for(lambda: (run_row(stack, run_id).steps_done or 0) >= 1, 120, "the first step")
+    return run_id, run_row(stack, run_id).placement["nodes"][1]["worker"]
+
+
 @pytest.fixture
 def two_workers(lab_stack):
     lab_stack.start_api()
@@ -95,11 +103,7 @@ def test_a_node_whose_worker_shuts_down_sends_the_run_back_and_a_lone_worker_can
     and when no worker takes node 1 within dist.timeout_s the run fails saying so."""
     stack = two_workers
     with stack.client() as client:
-        run_id = stack.create_run(client, **TWO_NODES, **{"train.steps": 200, "train.checkpoint_every": 0})[
-            "id"
-        ]
-        wait_for(lambda: (run_row(stack, run_id).steps_done or 0) >= 1, 120, "the first step")
-        follower = run_row(stack, run_id).placement["nodes"][1]["worker"]
+        run_id, follower = start_long_run(stack, client)
         assert stack.signal(workers_by_name(stack)[follower], signal.SIGTERM, timeout=90) == 0
         run = stack.wait_status(client, run_id, ("failed", "succeeded", "cancelled"), timeout=120)
 
@@ -137,11 +141,7 @@ def test_two_multi_node_runs_queued_together_train_one_after_the_other(two_worke
 def test_killing_a_rank_of_node_1_fails_the_run_naming_that_node(two_workers):
     stack = two_workers
     with stack.client() as client:
-        run_id = stack.create_run(client, **TWO_NODES, **{"train.steps": 200, "train.checkpoint_every": 0})[
-            "id"
-        ]
-        wait_for(lambda: (run_row(stack, run_id).steps_done or 0) >= 1, 120, "the first step")
-        follower = run_row(stack, run_id).placement["nodes"][1]["worker"]
+        run_id, follower = start_long_run(stack, client)
         (rank,) = wait_for(lambda: rank_pids_of(stack, follower), 10, "node 1's rank")
         os.kill(rank, signal.SIGKILL)
         run = stack.wait_status(client, run_id, ("failed", "succeeded", "cancelled"), timeout=90)

@@ -18,6 +18,7 @@ from backend.access import (
     require_change,
     require_delete,
     require_move,
+    visible_run_ids,
     visible_runs,
 )
 from backend.deps import CurrentUser, RunId, SessionDep, SettingsDep
@@ -151,6 +152,12 @@ def with_history(session: Session, settings: Settings, run: Run, user: User) -> 
     may change it (RunDetail)."""
     run.events = history.run_timeline(session, run)
     run.queue = history.queue_place(session, run, settings.stale_after_s)
+    if run.queue:  # a busy worker names its run only to those who may see it
+        workers = run.queue["workers"]
+        seen = visible_run_ids(session, user, (w["current_run_id"] for w in workers))
+        for worker in workers:
+            if worker["current_run_id"] not in seen:
+                worker["current_run_id"] = None
     run.may_change = can_change(session, user, run)
     return run
 

@@ -33,6 +33,8 @@ def list_workers(session: SessionDep, settings: SettingsDep, user: CurrentUser) 
         WorkerOut.model_validate(
             {
                 **_columns(row),
+                "busy": row.current_run_id is not None,
+                "current_run_id": row.current_run_id if row.current_run_id in held else None,
                 "alive": as_utc(row.heartbeat_at) > cutoff,
                 "run": _held_run(held.get(row.current_run_id), row.name),
             }

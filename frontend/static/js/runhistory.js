@@ -109,7 +109,10 @@ export class RunHistory {
     const place = run.queue;
     box.hidden = !place;
     if (!place) return;
-    const busy = (w) => (w.busy ? `busy with run #${w.current_run_id}` : "idle");
+    const busy = (w) => {
+      if (!w.busy) return "idle";
+      return w.current_run_id === null ? "busy with a run you may not see" : `busy with run #${w.current_run_id}`;
+    };
     const workers = place.workers.length
       ? `workers that could take it: ${place.workers.map((w) => `${w.name} (${busy(w)})`).join(", ")}`
       : "no live worker could take it: start one (pcm worker)";

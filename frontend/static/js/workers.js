@@ -30,7 +30,7 @@ export function heldRun(worker) {
     return [el("a", { href: `/runs/${run.id}` }, `run #${run.id}`), " ", el("span", { class: "muted" }, run.name),
       run.ranks.length ? ` · ${fmtNode(run)}` : null];
   }
-  if (worker.current_run_id !== null) return el("span", { class: "muted" }, "busy with a run you may not see");
+  if (worker.busy) return el("span", { class: "muted" }, "busy with a run you may not see");
   return el("span", { class: "muted" }, "idle");
 }
 
