@@ -152,6 +152,8 @@ class Trainer:
         self._weight_storages: set[int] = set()
         if self.sharded:
             shard_policy(self.policy, self._weight_storages)
+            if self.reference is not None:  # sharded too: its forwards are the update's passes
+                shard_policy(self.reference)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             trainable, lr=g.lr, betas=tuple(g.betas), weight_decay=g.weight_decay

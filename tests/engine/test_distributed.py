@@ -141,6 +141,20 @@ def test_two_ranks_make_the_one_process_update(selector, strategy, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_sharded_reference_policy_makes_the_one_process_kl_update(tmp_path):
+    """grpo.kl_coef > 0 under fsdp: the frozen reference is sharded like the actor (its forwards
+    are the update's passes, which every rank makes together), and the update is one process's."""
+    overrides = {**TWO_GROUPS, "grpo.kl_coef": 0.5}
+    one = Trainer(tiny_config(**overrides), tmp_path / "one", NullSink())
+    force_mixed_outcomes(one)
+    one.train()
+    spawn_ranks(2, {**overrides, "dist.strategy": "fsdp"}, tmp_path / "two", tmp_path / "out")
+    assert relative_difference(exported(tmp_path / "one"), exported(tmp_path / "two")) < 1e-5
+    (step,) = [row for row in read_metrics(tmp_path / "two") if row["step"] == 1]
+    assert M.TRAIN_REF_KL in step
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_a_resumed_two_rank_run_equals_an_uninterrupted_one(strategy, tmp_path):
     overrides = {**TWO_GROUPS, "dist.strategy": strategy, "train.steps": 2}
