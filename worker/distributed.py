@@ -192,9 +192,11 @@ def train_ranks(execution: RunExecution, config, stop: StopCheck) -> str:
         execution.worker_name,
     )
     try:
-        code = RankProcesses(command, run_dir, LOG_FILE).supervise(lambda: others.pass_on_stop(stop, run_dir))
+        code = RankProcesses(command, run_dir, LOG_FILE).supervise(lambda: others.look(stop, run_dir))
     finally:
         others.close()
+    if others.abandoned is not None:
+        return execution.stopped(others.abandoned)
     outcome = RanksOutcome.load(run_dir)
     if code != 0 or outcome is None:
         raise others.explain(ranks_failed(code, run_dir / LOG_FILE), d.timeout_s)
@@ -217,7 +219,11 @@ class RunNodes:
         self.execution = execution
         self.attempt = attempt
         self.count = count
-        self.asked: StopReason | None = None
+        self.asked: StopReason | None = None  # what rank 0 was asked to stop for
+        self.abandoned: StopReason | None = None  # why the ranks were ended while gathering
+        self.gathering = count > 1  # some seat is still open: no rank trains yet
+        self.leaving = False  # another node's worker shuts down
+        self.cancel_requested = False
         self._looked = 0.0
 
     def open(self, placement: dict) -> None:
@@ -233,24 +239,43 @@ class RunNodes:
         for node_rank in range(1, self.count):
             send_join_run(self.execution.run_id, self.attempt, node_rank, self.execution.settings)
 
-    def pass_on_stop(self, stop: StopCheck, run_dir: Path) -> None:
-        """Ask rank 0 to stop (once, through run_dir/ranks_stop) when this worker shuts down or
-        loses the run, or when the worker of another node shuts down."""
-        reason = stop.local_reason() or self.leaving()
+    def look(self, stop: StopCheck, run_dir: Path) -> bool:
+        """Called every `POLL_S` while the ranks run; True to end them at once.
+
+        Once every node has a worker: ask rank 0 to stop (once, through run_dir/ranks_stop) when
+        this worker shuts down or loses the run, or when another node's worker shuts down;
+        rank 0 reads a cancel itself. While a seat is still open no rank trains (node 0's agent
+        waits for the others): a shutdown, a lost run or a cancel then ends the ranks at once,
+        with nothing to checkpoint (`abandoned` says why)."""
+        reason = stop.local_reason()
+        self._look_at_seats()
+        if self.gathering:
+            reason = reason or (StopReason.CANCEL if self.cancel_requested else None)
+            if reason is not None:
+                self.abandoned = reason
+                run_id = self.execution.run_id
+                log.info("run %s: stopped while waiting for its nodes (%s)", run_id, reason.value)
+            return reason is not None
+        reason = reason or (StopReason.SHUTDOWN if self.leaving else None)
         if reason is not None and self.asked is None:
             self.asked = reason
             (run_dir / STOP_FILE).write_text(reason.value)
             log.info("run %s: asked the ranks to stop (%s)", self.execution.run_id, reason.value)
+        return False
 
-    def leaving(self) -> StopReason | None:
-        """SHUTDOWN when another node's worker is shutting down (looked up once a second)."""
+    def _look_at_seats(self) -> None:
+        """Read the seats (and, while gathering, the cancel flag), once a second."""
         now = time.monotonic()
         if self.count == 1 or now - self._looked < SEATS_POLL_S:
-            return None
+            return
         self._looked = now
         with session_scope(self.execution.url) as session:
-            states = [seat.state for seat in nodes.seats(session, self.execution.run_id, self.attempt)]
-        return StopReason.SHUTDOWN if "leaving" in states else None
+            states = {seat.state for seat in nodes.seats(session, self.execution.run_id, self.attempt)}
+            if self.gathering:
+                cancel = select(Run.cancel_requested).where(Run.id == self.execution.run_id)
+                self.cancel_requested = bool(session.scalar(cancel))
+        self.gathering = "open" in states
+        self.leaving = "leaving" in states
 
     def close(self) -> None:
         if self.count > 1:
@@ -304,10 +329,11 @@ class RankProcesses:
         self.run_dir = run_dir
         self.log_name = log_name
 
-    def supervise(self, look: Callable[[], None]) -> int:
+    def supervise(self, look: Callable[[], bool | None]) -> int:
         """Start the ranks and wait for them to exit, calling `look` every `POLL_S` (it passes
-        on stop requests); returns torchrun's exit code. The ranks never outlive this call:
-        leaving it any other way (an exception, the worker told to exit) ends them."""
+        on stop requests, and answers True to end the ranks at once); returns torchrun's exit
+        code. The ranks never outlive this call: leaving it any other way (an exception, the
+        worker told to exit) ends them."""
         with open(self.run_dir / self.log_name, "ab") as output:
             process = subprocess.Popen(
                 self.command,
@@ -317,7 +343,9 @@ class RankProcesses:
             )
         try:
             while (code := process.poll()) is None:
-                look()
+                if look():
+                    terminate(process)
+                    return process.returncode
                 time.sleep(POLL_S)
             return code
         finally:

@@ -156,3 +156,24 @@ def test_killing_a_rank_of_node_1_fails_the_run_naming_that_node(two_workers):
     wait_for(
         lambda: all(r.current_run_id is None for r in stack.worker_records()), 30, "both workers to be idle"
     )
+
+
+def test_a_run_waiting_for_its_nodes_is_cancelled_at_once(lab_stack):
+    """One worker, a 2-node run: node 0 waits for a worker to take node 1 (dist.timeout_s 20 s).
+    A cancel meanwhile ends node 0's agent at once, with nothing to checkpoint, and closes the
+    seat."""
+    stack = lab_stack
+    stack.start_api()
+    stack.start_workers("w1")
+    with stack.client() as client:
+        run_id = stack.create_run(client, **TWO_NODES, **{"train.steps": 50})["id"]
+        wait_for(lambda: seats(stack, run_id) == [(1, 1, "open", None)], 60, "node 0 to wait for node 1")
+        assert client.post(f"/api/runs/{run_id}/cancel").json()["status"] == "running"
+        run = stack.wait_status(client, run_id, ("cancelled", "failed"), timeout=15)  # < dist.timeout_s
+
+    assert run["status"] == "cancelled" and run["steps_done"] == 0, run
+    assert seats(stack, run_id) == [(1, 1, "closed", None)]
+    assert artifacts(stack, run_id) == []
+    placement = run_row(stack, run_id).placement
+    assert [(n["worker"], n["state"]) for n in placement["nodes"]][1] == (None, "closed")
+    wait_for(lambda: stack.worker_records()[0].current_run_id is None, 30, "the worker to be idle")
