@@ -99,8 +99,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _offer_rank_slots(gpus: int) -> None:
-    """`pcm worker --gpus N`: the worker starts distributed runs of up to N ranks (one per GPU);
-    larger runs wait for a bigger worker. On a machine with CUDA, N can't exceed its GPUs."""
+    """`pcm worker --gpus N`: the worker starts distributed runs (or nodes of multi-node runs) of
+    up to N ranks (one per GPU); larger ones wait for a bigger worker. On a machine with CUDA, N
+    can't exceed its GPUs."""
     from worker.environment import SLOTS_VARIABLE, visible_cuda_devices
 
     if gpus < 1:
@@ -264,8 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gpus",
         type=int,
-        help="ranks of a distributed run (dist.world_size) this worker starts, one per device "
-        "(default: the visible CUDA devices, or 1 without CUDA; on a CPU-only machine, CPU ranks)",
+        help="ranks of a distributed run this worker starts, one per device: a whole run's "
+        "dist.world_size, or one node's world_size / dist.nodes of a run over several machines "
+        "(then set PCM_ADVERTISE_HOST and share PCM_DATA_DIR) (default: the visible CUDA devices, "
+        "or 1 without CUDA; on a CPU-only machine, CPU ranks)",
     )
     _data_arg(p)
     p.set_defaults(service=cmd_worker)
