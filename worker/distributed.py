@@ -192,7 +192,9 @@ def train_ranks(execution: RunExecution, config, stop: StopCheck) -> str:
         execution.worker_name,
     )
     try:
-        code = RankProcesses(command, run_dir, LOG_FILE).supervise(lambda: others.look(stop, run_dir))
+        code = RankProcesses(command, run_dir, LOG_FILE).supervise(
+            lambda started: others.look(stop, run_dir, started)
+        )
     finally:
         others.close()
     if others.abandoned is not None:
@@ -221,8 +223,9 @@ class RunNodes:
         self.count = count
         self.asked: StopReason | None = None  # what rank 0 was asked to stop for
         self.abandoned: StopReason | None = None  # why the ranks were ended while gathering
-        self.gathering = count > 1  # some seat is still open: no rank trains yet
+        self.gathering = count > 1  # node 0's agent still waits for the other nodes' agents
         self.leaving = False  # another node's worker shuts down
+        self.failed_to_start: int | None = None  # a node whose worker could not start its ranks
         self.cancel_requested = False
         self._looked = 0.0
 
@@ -239,15 +242,18 @@ class RunNodes:
         for node_rank in range(1, self.count):
             send_join_run(self.execution.run_id, self.attempt, node_rank, self.execution.settings)
 
-    def look(self, stop: StopCheck, run_dir: Path) -> bool:
-        """Called every `POLL_S` while the ranks run; True to end them at once.
+    def look(self, stop: StopCheck, run_dir: Path, started: bool) -> bool:
+        """Called every `POLL_S` while node 0's agent runs (`started`: its ranks are up, which
+        happens once every node's agent has joined the rendezvous); True to end it at once.
 
-        Once every node has a worker: ask rank 0 to stop (once, through run_dir/ranks_stop) when
-        this worker shuts down or loses the run, or when another node's worker shuts down;
-        rank 0 reads a cancel itself. While a seat is still open no rank trains (node 0's agent
-        waits for the others): a shutdown, a lost run or a cancel then ends the ranks at once,
-        with nothing to checkpoint (`abandoned` says why)."""
+        Before: no rank trains yet, so a shutdown, a lost run or a cancel ends the agent at once
+        with nothing to checkpoint (`abandoned` says why), and so does a node whose worker could
+        not start its ranks (`failed_to_start`; the run fails naming it) — node 0 need not wait
+        out dist.timeout_s. After: ask rank 0 to stop (once, through run_dir/ranks_stop) when
+        this worker shuts down or loses the run, or when another node's worker shuts down; rank
+        0 reads a cancel itself."""
         reason = stop.local_reason()
+        self.gathering = self.count > 1 and not started
         self._look_at_seats()
         if self.gathering:
             reason = reason or (StopReason.CANCEL if self.cancel_requested else None)
@@ -255,7 +261,7 @@ class RunNodes:
                 self.abandoned = reason
                 run_id = self.execution.run_id
                 log.info("run %s: stopped while waiting for its nodes (%s)", run_id, reason.value)
-            return reason is not None
+            return reason is not None or self.failed_to_start is not None
         reason = reason or (StopReason.SHUTDOWN if self.leaving else None)
         if reason is not None and self.asked is None:
             self.asked = reason
@@ -270,12 +276,14 @@ class RunNodes:
             return
         self._looked = now
         with session_scope(self.execution.url) as session:
-            states = {seat.state for seat in nodes.seats(session, self.execution.run_id, self.attempt)}
+            held = nodes.seats(session, self.execution.run_id, self.attempt)
             if self.gathering:
                 cancel = select(Run.cancel_requested).where(Run.id == self.execution.run_id)
                 self.cancel_requested = bool(session.scalar(cancel))
-        self.gathering = "open" in states
-        self.leaving = "leaving" in states
+        if self.gathering:
+            failed = [seat.node_rank for seat in held if seat.state == "failed"]
+            self.failed_to_start = failed[0] if failed else None
+        self.leaving = any(seat.state == "leaving" for seat in held)
 
     def close(self) -> None:
         if self.count > 1:
@@ -303,6 +311,10 @@ class RunNodes:
         held = self.settled_seats()
         untaken = [seat.node_rank for seat in held if seat.state == "closed"]
         failed = [seat for seat in held if seat.state == "failed"]
+        if self.failed_to_start is not None:
+            (seat,) = [seat for seat in held if seat.node_rank == self.failed_to_start]
+            message = f"node {seat.node_rank} ({seat.worker}) could not start its ranks: {seat.error}"
+            return RanksFailed(message, failure.log_tail)
         if untaken:
             message = (
                 f"node(s) {', '.join(map(str, untaken))} of {self.count} found no worker within "
@@ -329,11 +341,12 @@ class RankProcesses:
         self.run_dir = run_dir
         self.log_name = log_name
 
-    def supervise(self, look: Callable[[], bool | None]) -> int:
-        """Start the ranks and wait for them to exit, calling `look` every `POLL_S` (it passes
-        on stop requests, and answers True to end the ranks at once); returns torchrun's exit
-        code. The ranks never outlive this call: leaving it any other way (an exception, the
-        worker told to exit) ends them."""
+    def supervise(self, look: Callable[[bool], bool | None]) -> int:
+        """Start the ranks and wait for them to exit, calling `look(started)` every `POLL_S`
+        (`started`: the agent has started its ranks, i.e. the rendezvous is complete; `look`
+        passes on stop requests, and answers True to end the ranks at once); returns torchrun's
+        exit code. The ranks never outlive this call: leaving it any other way (an exception,
+        the worker told to exit) ends them."""
         with open(self.run_dir / self.log_name, "ab") as output:
             process = subprocess.Popen(
                 self.command,
@@ -342,8 +355,10 @@ class RankProcesses:
                 start_new_session=True,  # a signal meant for the worker does not reach the ranks
             )
         try:
+            started = False
             while (code := process.poll()) is None:
-                if look():
+                started = started or bool(child_pids(process.pid))
+                if look(started):
                     terminate(process)
                     return process.returncode
                 time.sleep(POLL_S)

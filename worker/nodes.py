@@ -150,6 +150,6 @@ def run_node(seat: Seat, attachment) -> tuple[int, str | None]:
     )
     log_name = node_log(seat.node_rank)
     code = RankProcesses(command, execution.run_dir, log_name).supervise(
-        lambda: seat.leave_if_shutting_down(attachment)
+        lambda _started: seat.leave_if_shutting_down(attachment)
     )
     return code, None if code == 0 else str(ranks_failed(code, execution.run_dir / log_name))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from backend.store.models import Run, RunNode
+from backend.store.models import Run, RunNode, as_utc
 from tests.services import ServiceStack, wait_for
 from tests.worker.checks import artifacts, assert_trained, events_in_db, train_over_http
 from worker.distributed import child_pids
@@ -177,3 +177,28 @@ def test_a_run_waiting_for_its_nodes_is_cancelled_at_once(lab_stack):
     placement = run_row(stack, run_id).placement
     assert [(n["worker"], n["state"]) for n in placement["nodes"]][1] == (None, "closed")
     wait_for(lambda: stack.worker_records()[0].current_run_id is None, 30, "the worker to be idle")
+
+
+def test_a_node_whose_worker_cannot_start_fails_the_run_at_once_naming_it(lab_stack, tmp_path):
+    """Node 1's worker does not share node 0's data folder: it finds no config.yaml, its seat
+    fails, and node 0 ends its agent at once (not after dist.timeout_s) and fails the run saying
+    which node could not start and why."""
+    stack = lab_stack
+    stack.start_api()
+    stack.start_workers("w1")
+    with stack.client() as client:
+        run_id = stack.create_run(client, **TWO_NODES, **{"train.steps": 50})["id"]
+        wait_for(lambda: seats(stack, run_id) == [(1, 1, "open", None)], 60, "node 0 to wait for node 1")
+        stack.spawn("w2", "worker", "--name", "w2@%h", "--data-dir", str(tmp_path / "elsewhere"))
+        run = stack.wait_status(client, run_id, ("failed", "succeeded", "cancelled"), timeout=60)
+
+    assert run["status"] == "failed", run
+    (seat,) = seats(stack, run_id)
+    assert seat[2] == "failed" and seat[3].startswith("w2@")
+    assert run["error"].startswith(
+        f"RanksFailed: node 1 ({seat[3]}) could not start its ranks: no config.yaml"
+    ), run
+    assert "must share the data folder (PCM_DATA_DIR)" in run["error"]
+    row = run_row(stack, run_id)
+    took = (as_utc(row.finished_at) - as_utc(row.started_at)).total_seconds()
+    assert took < TWO_NODES["dist.timeout_s"], took  # sooner than the rendezvous could time out
