@@ -253,6 +253,8 @@ class RunNodes:
         this worker shuts down or loses the run, or when another node's worker shuts down; rank
         0 reads a cancel itself."""
         reason = stop.local_reason()
+        if self.gathering and started:
+            self.execution.event(f"all {self.count} nodes joined; training")
         self.gathering = self.count > 1 and not started
         self._look_at_seats()
         if self.gathering:

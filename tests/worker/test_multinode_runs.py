@@ -90,6 +90,7 @@ def test_a_two_node_run_trains_through_two_workers(two_workers):
     assert run_row(stack, run["id"]).placement["nodes"][1]["state"] == "done"
     messages = [e.payload.get("message", "") for e in events_in_db(stack, run["id"])]
     assert "starting 2 ranks (ddp) on 2 nodes; waiting for 1 more worker(s) to join" in messages
+    assert "all 2 nodes joined; training" in messages
     run_dir = stack.settings.runs_dir / str(run["id"])
     assert (run_dir / "ranks.log").is_file() and (run_dir / "ranks-node1.log").is_file()
     wait_for(
