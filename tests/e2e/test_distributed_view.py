@@ -25,12 +25,14 @@ def test_ranks_processes_and_a_run_the_reader_may_not_see_read_plainly(page):  #
         ranks: [[3], [0, 1, 2, 3], [0, 2, 3], [5, 4, 7]].map(fmtRanks),
         processes: [undefined, { world_size: 1, strategy: 'ddp', nodes: 1 },
           { world_size: 8, strategy: 'fsdp', nodes: 2 }].map(fmtProcesses),
-        hidden: text({ current_run_id: 7, run: null }),
-        single: text({ current_run_id: 7, run: { id: 7, name: 'solo', node_rank: null, ranks: [] } }),
+        hidden: text({ busy: true, current_run_id: null, run: null }),
+        idle: text({ busy: false, current_run_id: null, run: null }),
+        single: text({ busy: true, current_run_id: 7, run: { id: 7, name: 'solo', node_rank: null, ranks: [] } }),
       };
     }"""
     )
     assert got["ranks"] == ["rank 3", "ranks 0–3", "ranks 0, 2–3", "ranks 4–5, 7"]
     assert got["processes"] == ["1 process", "1 process", "8 ranks · fsdp · 2 nodes"]
     assert got["hidden"] == "busy with a run you may not see"  # no id, no name, no link
+    assert got["idle"] == "idle"
     assert got["single"] == "run #7 solo"  # one process: no ranks to name

@@ -71,6 +71,7 @@ def test_a_queued_run_says_where_it_is_and_who_could_take_it(page):  # noqa: F81
         "workers": [
             {"name": "w1@gpu", "devices": "cuda:0", "busy": True, "current_run_id": 9},
             {"name": "w2@gpu", "devices": "cuda:0", "busy": False, "current_run_id": None},
+            {"name": "w3@gpu", "devices": "cuda:0", "busy": True, "current_run_id": None},  # not ours to see
         ],
     }
     got = page.evaluate(
@@ -79,7 +80,8 @@ def test_a_queued_run_says_where_it_is_and_who_could_take_it(page):  # noqa: F81
     assert got["start"] is None
     assert got["queue"] == (
         "position 3 in the queue (2 ahead) · "
-        "workers that could take it: w1@gpu (busy with run #9), w2@gpu (idle)"
+        "workers that could take it: w1@gpu (busy with run #9), w2@gpu (idle), "
+        "w3@gpu (busy with a run you may not see)"
     )
     alone = page.evaluate(RENDER, {"status": "queued", "attempt": 0, "queue": {**queue, "workers": []}})
     assert alone["queue"].endswith("no live worker could take it: start one (pcm worker)")
