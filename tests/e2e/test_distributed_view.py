@@ -27,7 +27,8 @@ def test_ranks_processes_and_a_run_the_reader_may_not_see_read_plainly(page):  #
           { world_size: 8, strategy: 'fsdp', nodes: 2 }].map(fmtProcesses),
         hidden: text({ busy: true, current_run_id: null, run: null }),
         idle: text({ busy: false, current_run_id: null, run: null }),
-        single: text({ busy: true, current_run_id: 7, run: { id: 7, name: 'solo', node_rank: null, ranks: [] } }),
+        single: text({
+          busy: true, current_run_id: 7, run: { id: 7, name: 'solo', node_rank: null, ranks: [] } }),
       };
     }"""
     )
