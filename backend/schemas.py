@@ -586,6 +586,11 @@ class SweepCreate(_In):
         None, ge=1, le=INT32_MAX, description="Default: your first lab where you are owner or member."
     )
     visibility: Visibility = "lab"
+    start_from: PolicyRef | None = Field(
+        None,
+        description=f"{START_FROM_DESCRIPTION} Every run of the sweep, and of seeds added later, "
+        "starts there.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SweepCreate:
@@ -633,6 +638,9 @@ class SweepSummary(_Out):
     grid: dict[str, list[Any]]
     seeds: list[int]
     overrides: dict[str, Any]
+    start_from: PolicyRef | None = Field(
+        None, description="The policy every run starts from, as its creator named it."
+    )
     created_at: UtcDatetime
 
 

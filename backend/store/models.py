@@ -163,6 +163,10 @@ class Sweep(Base):
     overrides: Mapped[dict[str, Any]] = mapped_column(JSON)  # applied to every run
     grid: Mapped[dict[str, Any]] = mapped_column(JSON)  # dotted key -> list of values
     seeds: Mapped[list[int]] = mapped_column(JSON)  # train.seed of each run of every arm
+    # the policy every run starts from (migration 0010): as the creator named it ({run: ID} or
+    # {artifact: ID}), and the folder the server found for it (never served)
+    start_from: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    start_policy: Mapped[str | None] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship()
 

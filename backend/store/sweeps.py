@@ -107,12 +107,13 @@ class Recipe:
     overrides: dict[str, Any]
     grid: dict[str, list[Any]]
     name: str
+    start_policy: str | None = None  # the folder of the policy every run starts from (server-found)
 
     def plan(self, seeds: Sequence[int], settings: Settings) -> list[Planned]:
         """A validated config for every point x seed, or ConfigProblems naming every field at
         fault (a grid key's problem is located at `grid.<key>`)."""
         launch.refuse_server_paths(None, self.overrides)
-        check_keys(self.grid, launch.build_config(self.base, self.overrides, self.name, source=self.source))
+        check_keys(self.grid, self._build(self.overrides, self.name))
         planned, problems = [], []
         for point in expand_grid(self.grid):
             for seed in seeds:
@@ -128,9 +129,14 @@ class Recipe:
         overrides = {**self.overrides, **point, SEED_KEY: seed}
         launch.refuse_server_paths(None, point)
         name = f"{self.name} [{point_label(point)}] seed {seed}"[:200]
-        config = launch.build_config(self.base, overrides, name, source=self.source)
+        config = self._build(overrides, name)
         launch.check_resources(config, overrides, self.source, settings)
         return config
+
+    def _build(self, overrides: dict[str, Any], name: str) -> RunConfig:
+        return launch.build_config(
+            self.base, overrides, name, source=self.source, start_policy=self.start_policy
+        )
 
     def _locate(self, problem: Problem, point: Point) -> Problem:
         """A problem the launch path put on an override that is a grid key moves to the grid."""
@@ -142,7 +148,7 @@ class Recipe:
 
 def recipe_of(sweep: Sweep) -> Recipe:
     source: launch.Source = "preset" if sweep.preset else "config"
-    return Recipe(sweep.base, source, sweep.overrides, sweep.grid, sweep.name)
+    return Recipe(sweep.base, source, sweep.overrides, sweep.grid, sweep.name, sweep.start_policy)
 
 
 def create(
@@ -155,8 +161,11 @@ def create(
     lab: Lab,
     visibility: str,
     preset: str | None,
+    start_from: dict[str, Any] | None = None,
 ) -> tuple[Sweep, list[Run]]:
-    """Validate every run, then insert the sweep and its runs in one commit, then send the runs."""
+    """Validate every run, then insert the sweep and its runs in one commit, then send the runs.
+    `start_from` is the policy reference the recipe's `start_policy` was found from (shown to
+    the sweep's readers; the folder is not)."""
     check_shape(recipe.grid, seeds)
     planned = recipe.plan(seeds, settings)
     sweep = Sweep(
@@ -169,6 +178,8 @@ def create(
         overrides=recipe.overrides,
         grid=recipe.grid,
         seeds=list(seeds),
+        start_from=start_from,
+        start_policy=recipe.start_policy,
     )
     session.add(sweep)
     session.flush()

@@ -137,3 +137,31 @@ def test_a_clone_does_not_carry_a_policy_its_caller_may_not_read(lab: Lab, b_pol
     assert mine.status_code == 201
     assert stored_pretrained(lab, mine.json()["id"]) == stored_pretrained(lab, b_policy_run["id"])
     assert Path(stored_pretrained(lab, mine.json()["id"])).name == "policy"
+
+
+def test_every_run_of_a_sweep_starts_from_its_policy_seeds_added_later_too(lab: Lab) -> None:
+    source = lab.launch("alice")
+    exported_policy(lab, source["id"])
+    folder = str(lab.client.settings.runs_dir.resolve() / str(source["id"]) / "policy")
+    body = {
+        "name": "sw",
+        "preset": "tabletop_pcm",
+        "grid": {"pcm.selector": ["full", "pcm"]},
+        "seeds": [0],
+        "start_from": {"run": source["id"]},
+    }
+    created = lab.client.post("/api/sweeps", json=body, headers=lab.as_("alice"))
+    assert created.status_code == 201, created.text
+    sweep_id = created.json()["id"]
+    added = lab.client.post(f"/api/sweeps/{sweep_id}/seeds", json={"seeds": [1]}, headers=lab.as_("alice"))
+    assert added.status_code == 201, added.text
+    runs = created.json()["runs"] + added.json()["runs"]
+    assert len(runs) == 4 and {stored_pretrained(lab, run_id) for run_id in runs} == {folder}
+    shown = lab.client.get(f"/api/sweeps/{sweep_id}", headers=lab.as_("alice"))
+    assert shown.json()["start_from"] == {"run": source["id"], "artifact": None}
+    assert folder not in shown.text  # the reference, never the folder
+
+    # bob (lab B) may not read alice's policy: the sweep is refused whole, naming the field
+    refused = lab.client.post("/api/sweeps", json={**body, "lab_id": lab.lab_b}, headers=lab.as_("bob"))
+    assert refused.status_code == 422 and refused.json()["fields"] == ["start_from.run"]
+    assert folder not in refused.text

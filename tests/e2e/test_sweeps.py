@@ -24,6 +24,16 @@ BAND_JS = """(id) => {
 }"""
 
 
+def test_a_sweeps_start_reads_plainly(page) -> None:
+    said = page.evaluate(
+        """async () => {
+      const { startOf } = await import('/static/js/sweep.js');
+      return [startOf(null), startOf({ run: 7, artifact: null }), startOf({ run: null, artifact: 12 })];
+    }"""
+    )
+    assert said == ["", " · starting from run #7's policy", " · starting from policy artifact #12"]
+
+
 def test_grid_and_seed_parsing(page) -> None:
     result = page.evaluate(
         """async () => {

@@ -35,6 +35,7 @@ from backend.schemas import (
     SweepSeeds,
     SweepSummary,
 )
+from backend.start_policy import start_policy_folder
 from backend.store import credentials, launch, lifecycle, series, sweeps
 from backend.store.credentials import SHARE_PREFIX
 from backend.store.models import ShareLink, Sweep, User
@@ -78,10 +79,19 @@ def create_sweep(
         base, source = launch.load_preset(body.preset), "preset"
     else:
         base, source = body.config or {}, "config"
-    recipe = sweeps.Recipe(base, source, body.overrides, body.grid, body.name)
+    start = start_policy_folder(session, settings, user, body.start_from) if body.start_from else None
+    recipe = sweeps.Recipe(base, source, body.overrides, body.grid, body.name, start)
     preset = body.preset.removesuffix(".yaml") if body.preset else None
     sweep, runs = sweeps.create(
-        session, settings, user, recipe, body.seeds, lab=lab, visibility=body.visibility, preset=preset
+        session,
+        settings,
+        user,
+        recipe,
+        body.seeds,
+        lab=lab,
+        visibility=body.visibility,
+        preset=preset,
+        start_from=body.start_from.model_dump(exclude_none=True) if body.start_from else None,
     )
     return SweepCreated(id=sweep.id, runs=[run.id for run in runs])
 

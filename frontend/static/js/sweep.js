@@ -57,6 +57,13 @@ export function bandTraces(label, color, dash, bands, xOf) {
   ];
 }
 
+/** " · starting from run #7's policy" (or artifact #12) for a sweep whose runs start from a
+ * policy (`start_from`), else "". */
+export function startOf(ref) {
+  if (!ref) return "";
+  return ref.run ? ` · starting from run #${ref.run}'s policy` : ` · starting from policy artifact #${ref.artifact}`;
+}
+
 const armLabel = (arm) => Object.entries(arm.values).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ") || "all runs";
 
 /** `[mean, lo, hi, n]` as "mean ± half-width". */
@@ -150,7 +157,8 @@ export async function mountSweepPage() {
     document.title = `${data.name} · sweep · PCM Lab`;
     clear(document.getElementById("sweep-header")).append(
       el("h1", { id: "sweep-title" }, data.name, el("span", { class: "muted run-id" }, ` sweep #${data.id}`)),
-      el("p", {}, `${data.preset ? `preset ${data.preset}` : "a whole config"} · grid ${grid.join(" × ") || "(none)"} · seeds ${data.seeds.join(", ")}`
+      el("p", { id: "sweep-recipe" }, `${data.preset ? `preset ${data.preset}` : "a whole config"}${startOf(data.start_from)}`
+        + ` · grid ${grid.join(" × ") || "(none)"} · seeds ${data.seeds.join(", ")}`
         + ` · ${data.arms.length} arms × ${data.seeds.length} seeds = ${data.runs.length} runs`));
   };
 

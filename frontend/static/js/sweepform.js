@@ -81,11 +81,7 @@ export function mountSweepSection(node, { buildBody, showProblem, busy }) {
         return;
       }
     }
-    const body = { ...built.body, ...parsed };
-    if (body.start_from) {
-      problem(gridError, "a sweep starts from its config's own start: clear 'start from run'");
-      return;
-    }
+    const body = { ...built.body, ...parsed };  // with the form's start_from: every run starts there
     busy(true);
     try {
       const sweep = await api("/api/sweeps", { method: "POST", body });
