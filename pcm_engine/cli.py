@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -90,7 +91,40 @@ def cmd_sft(args: argparse.Namespace) -> dict:
     return {"policy": str(out / "policy"), **result}
 
 
-def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> dict:
+@dataclass(frozen=True)
+class NodeArgs:
+    """`pcm train --node-rank R --rendezvous HOST:PORT`: this machine's part of a run over
+    `dist.nodes` machines (each runs the same command but for its node rank)."""
+
+    node_rank: int = 0
+    rendezvous: str | None = None
+
+    def check(self, config: RunConfig, fresh: bool) -> None:
+        """Refuse flags that do not fit the config, naming them."""
+        nodes = config.dist.nodes
+        if nodes == 1 and (self.node_rank or self.rendezvous):
+            raise ConfigError([("--node-rank", "--node-rank and --rendezvous are for dist.nodes > 1")])
+        if nodes > 1 and not self.rendezvous:
+            raise ConfigError(
+                [("--rendezvous", f"dist.nodes is {nodes}: give node 0's address as --rendezvous HOST:PORT")]
+            )
+        if not 0 <= self.node_rank < nodes:
+            raise ConfigError([("--node-rank", f"must be 0..{nodes - 1} (dist.nodes is {nodes})")])
+        if self.node_rank and fresh:
+            raise ConfigError([("--fresh", "only node 0 starts the run folder over")])
+
+
+def run_training(
+    config: RunConfig, run_dir: Path, *, fresh: bool = False, node: NodeArgs | None = None
+) -> dict:
+    """Train `config` in `run_dir` (resuming from its newest checkpoint); returns the summary.
+    For a run over several machines this is `node`'s part: node 0 prepares the run folder
+    (which every node shares) and holds the rendezvous, node 1.. only start their ranks."""
+    node = node or NodeArgs()
+    node.check(config, fresh)
+    if node.node_rank > 0:
+        train_ranks(config, run_dir, node)
+        return {"run_dir": str(run_dir), "node_rank": node.node_rank}
     from pcm_engine.checkpoint import latest_checkpoint
     from pcm_engine.metrics import FanOutSink, JsonlSink
     from pcm_engine.tensorboard_sink import mirror_sinks
@@ -124,7 +158,7 @@ def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> di
             on_start=lambda d: tqdm.write(f"behaviour cloning the SFT start -> {d}", file=sys.stderr),
         )
     if config.dist.world_size > 1:
-        train_ranks(config, run_dir)
+        train_ranks(config, run_dir, node)
         return summarize(M.read_metrics(run_dir), run_dir)
     progress = ProgressSink(total=config.train.steps, desc=config.name)
     sink = mirror_sinks(FanOutSink(JsonlSink(run_dir), progress), config, run_dir)
@@ -139,30 +173,31 @@ def run_training(config: RunConfig, run_dir: Path, *, fresh: bool = False) -> di
     return summarize(M.read_metrics(run_dir), run_dir)
 
 
-def train_ranks(config: RunConfig, run_dir: Path) -> None:
-    """Train a `dist.world_size` > 1 run on this machine: `torch.distributed.run` starts the
-    ranks (`pcm_engine.rank`; rank 0 shows the progress bar and writes metrics.jsonl). One rank
-    failing ends them all, and this raises; Ctrl-C or SIGTERM reaches every rank."""
+def train_ranks(config: RunConfig, run_dir: Path, node: NodeArgs) -> None:
+    """Train this machine's ranks of a `dist.world_size` > 1 run: `torch.distributed.run` starts
+    them (`pcm_engine.rank`; global rank 0 shows the progress bar and writes metrics.jsonl). One
+    rank failing ends them all, on every node, and this raises; Ctrl-C or SIGTERM reaches every
+    rank. Node 0 writes run_dir/config.yaml, which every rank trains: node 1.. never write the
+    run folder, and their ranks start only once node 0's agent (hence its config) is there."""
     import signal
     import subprocess
 
-    from pcm_engine.launch import local_rendezvous, torchrun_command
+    from pcm_engine.launch import Rendezvous, local_rendezvous, torchrun_command
 
-    if config.dist.nodes > 1:
-        raise ConfigError(
-            [
-                (
-                    "dist.nodes",
-                    "a run over several machines is started by workers (`pcm worker`), not `pcm train`",
-                )
-            ]
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
+    d = config.dist
+    if node.rendezvous:
+        rendezvous = Rendezvous(node.rendezvous, config.name)
+    else:
+        rendezvous = local_rendezvous(config.name)
+    if node.node_rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / "config.yaml")
     command = torchrun_command(
-        config, local_rendezvous(config.name), "pcm_engine.rank", "--run-dir", str(run_dir)
+        config, rendezvous, "pcm_engine.rank", "--run-dir", str(run_dir), node_rank=node.node_rank
     )
-    tqdm.write(f"starting {config.dist.world_size} ranks ({config.dist.strategy})", file=sys.stderr)
+    where = f" as node {node.node_rank} of {d.nodes} ({rendezvous.endpoint})" if d.nodes > 1 else ""
+    here = d.world_size // d.nodes
+    tqdm.write(f"starting {here} of {d.world_size} ranks ({d.strategy}){where}", file=sys.stderr)
     ranks = subprocess.Popen(command)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: ranks.send_signal(signum))
     try:
@@ -200,7 +235,8 @@ def summarize(rows: list[dict], run_dir: Path) -> dict:
 def cmd_train(args: argparse.Namespace) -> dict:
     config = load_config(args)
     run_dir = Path(args.run_dir or Path("runs") / config.name)
-    return run_training(config, run_dir, fresh=args.fresh)
+    node = NodeArgs(args.node_rank, args.rendezvous)
+    return run_training(config, run_dir, fresh=args.fresh, node=node)
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
@@ -295,6 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--run-dir", help="run folder (default runs/<name>)")
     p.add_argument("--fresh", action="store_true", help="delete the run folder first")
+    p.add_argument(
+        "--node-rank",
+        type=int,
+        default=0,
+        help="for dist.nodes > 1: this machine's node, 0..nodes-1 (node 0 holds the rendezvous, "
+        "writes the run folder and reports; every node must see the same --run-dir)",
+    )
+    p.add_argument(
+        "--rendezvous",
+        metavar="HOST:PORT",
+        help="for dist.nodes > 1: node 0's address and a free port there, the same on every node",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="success rate of a saved policy on the eval init states")

@@ -507,9 +507,9 @@ class DistConfig(_Section):
         1,
         ge=1,
         le=128,
-        description="Machines the ranks span (world_size / nodes ranks each): the worker that "
-        "claims the run is node 0 and holds the rendezvous, other workers join as nodes 1.. "
-        "(started by workers only; they share the data folder).",
+        description="Machines the ranks span (world_size / nodes ranks each), sharing the run "
+        "folder: node 0 holds the rendezvous (for workers, the one that claims the run; for "
+        "`pcm train`, --node-rank 0 with --rendezvous HOST:PORT on every node).",
     )
     timeout_s: float = Field(
         600.0,

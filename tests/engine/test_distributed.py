@@ -19,8 +19,10 @@ import pytest
 import torch
 
 from pcm_engine import metrics as M
+from pcm_engine.cli import NodeArgs, run_training
 from pcm_engine.config import ConfigError
 from pcm_engine.distributed import DistContext
+from pcm_engine.launch import free_port
 from pcm_engine.metrics import SPREADS, NullSink, read_metrics
 from pcm_engine.policies import VLAPolicy
 from pcm_engine.seeding import trajectory_streams
@@ -181,12 +183,22 @@ def test_fsdp_counts_the_activations_ddp_counts(tmp_path):
 # --- through the CLI and torch.distributed.run -------------------------------------------------
 
 
-def pcm_train(run_dir: Path, *settings: str) -> subprocess.Popen:
+def pcm_train(run_dir: Path, *settings: str, flags: tuple[str, ...] = ()) -> subprocess.Popen:
     sets = [a for s in settings for a in ("--set", s)]
     tiny = [
         a for k, v in {**dict(_tiny_sets()), **TWO_GROUPS}.items() for a in ("--set", f"{k}={json.dumps(v)}")
     ]
-    command = [sys.executable, "-m", "pcm_engine.cli", "train", "--run-dir", str(run_dir), *tiny, *sets]
+    command = [
+        sys.executable,
+        "-m",
+        "pcm_engine.cli",
+        "train",
+        "--run-dir",
+        str(run_dir),
+        *tiny,
+        *sets,
+        *flags,
+    ]
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -196,6 +208,52 @@ def _tiny_sets():
     from tests.tiny import TINY
 
     return TINY.items()
+
+
+@pytest.mark.slow
+def test_pcm_train_on_two_nodes_trains_what_two_ranks_on_one_node_train(tmp_path):
+    """`pcm train --node-rank R --rendezvous HOST:PORT` on two "machines" (two processes here,
+    one rank each, sharing the run folder): node 1, started first, waits for node 0; together
+    they train exactly what one node's 2 ranks train, and node 0 alone writes the metrics."""
+    one = pcm_train(tmp_path / "one", "dist.world_size=2", "train.steps=2")
+    _, err = one.communicate(timeout=240)
+    assert one.returncode == 0, err[-3000:]
+    rendezvous = f"127.0.0.1:{free_port()}"
+    settings = ("dist.world_size=2", "dist.nodes=2", "train.steps=2")
+    nodes = [
+        pcm_train(tmp_path / "two", *settings, flags=("--node-rank", str(rank), "--rendezvous", rendezvous))
+        for rank in (1, 0)
+    ]
+    said = [node.communicate(timeout=240)[1] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], said[0][-3000:] + said[1][-3000:]
+    assert f"starting 1 of 2 ranks (ddp) as node 1 of 2 ({rendezvous})" in said[0]
+    assert [r["step"] for r in read_metrics(tmp_path / "two")] == [1, 2]
+    one_node, two_nodes = exported(tmp_path / "one"), exported(tmp_path / "two")
+    for name, value in one_node.items():
+        torch.testing.assert_close(two_nodes[name], value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "flags, settings, field",
+    [
+        ({}, {"dist.nodes": 2}, "--rendezvous"),
+        ({"rendezvous": "h:1", "node_rank": 2}, {"dist.nodes": 2}, "--node-rank"),
+        ({"rendezvous": "h:1", "node_rank": 1}, {"dist.nodes": 1}, "--node-rank"),
+    ],
+)
+def test_node_flags_that_do_not_fit_the_config_are_refused_naming_them(flags, settings, field, tmp_path):
+    config = tiny_config(**{"dist.world_size": 2, **settings})
+    with pytest.raises(ConfigError) as err:
+        run_training(config, tmp_path / "run", node=NodeArgs(**flags))
+    assert err.value.problems[0][0] == field
+    with pytest.raises(ConfigError, match="only node 0"):
+        run_training(
+            tiny_config(**{"dist.world_size": 2, "dist.nodes": 2}),
+            tmp_path,
+            fresh=True,
+            node=NodeArgs(1, "h:1"),
+        )
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
