@@ -64,6 +64,13 @@ def start_long_run(stack: ServiceStack, client) -> tuple[int, str]:
     return run_id, run_row(stack, run_id).placement["nodes"][1]["worker"]
 
 
+def start_waiting_run(stack: ServiceStack, client) -> int:
+    """A 2-node run, once its node 0 waits for a worker to take node 1: its id."""
+    run_id = stack.create_run(client, **TWO_NODES, **{"train.steps": 50})["id"]
+    wait_for(lambda: seats(stack, run_id) == [(1, 1, "open", None)], 60, "node 0 to wait for node 1")
+    return run_id
+
+
 @pytest.fixture
 def two_workers(lab_stack):
     lab_stack.start_api()
@@ -167,8 +174,7 @@ def test_a_run_waiting_for_its_nodes_is_cancelled_at_once(lab_stack):
     stack.start_api()
     stack.start_workers("w1")
     with stack.client() as client:
-        run_id = stack.create_run(client, **TWO_NODES, **{"train.steps": 50})["id"]
-        wait_for(lambda: seats(stack, run_id) == [(1, 1, "open", None)], 60, "node 0 to wait for node 1")
+        run_id = start_waiting_run(stack, client)
         assert client.post(f"/api/runs/{run_id}/cancel").json()["status"] == "running"
         run = stack.wait_status(client, run_id, ("cancelled", "failed"), timeout=15)  # < dist.timeout_s
 
@@ -188,8 +194,7 @@ def test_a_node_whose_worker_cannot_start_fails_the_run_at_once_naming_it(lab_st
     stack.start_api()
     stack.start_workers("w1")
     with stack.client() as client:
-        run_id = stack.create_run(client, **TWO_NODES, **{"train.steps": 50})["id"]
-        wait_for(lambda: seats(stack, run_id) == [(1, 1, "open", None)], 60, "node 0 to wait for node 1")
+        run_id = start_waiting_run(stack, client)
         stack.spawn("w2", "worker", "--name", "w2@%h", "--data-dir", str(tmp_path / "elsewhere"))
         run = stack.wait_status(client, run_id, ("failed", "succeeded", "cancelled"), timeout=60)
 
