@@ -113,12 +113,12 @@ def run_shape(execution: RunExecution) -> tuple[int, int]:
     return int(dist.get("world_size", 1)), max(1, int(dist.get("nodes", 1)))
 
 
-def too_big(execution: RunExecution) -> str | None:
-    """Why this worker leaves the queued run for later, if it has fewer rank slots than a node
-    of the run needs."""
+def too_big(execution: RunExecution, wanted: int) -> str | None:
+    """Why this worker leaves a run (or a node of one) for later, if it has fewer rank slots
+    than the `wanted` ranks of a node."""
     from worker.environment import rank_slots
 
-    wanted, slots = ranks_wanted(execution), rank_slots()
+    slots = rank_slots()
     if wanted > slots:
         return f"waits for a worker with {wanted} devices ({execution.worker_name} has {slots})"
     return None
@@ -166,12 +166,11 @@ def train_ranks(execution: RunExecution, config, stop: StopCheck) -> str:
         (run_dir / leftover).unlink(missing_ok=True)
     config.save(run_dir / "config.yaml")  # what the ranks of every node train (SFT start resolved)
     attempt = current_attempt(execution)
+    name = rendezvous_id(execution.run_id, attempt)
     if d.nodes == 1:
-        rendezvous = local_rendezvous(f"run-{execution.run_id}")
+        rendezvous = local_rendezvous(name)
     else:
-        rendezvous = advertised_rendezvous(
-            execution.settings.advertise_host, f"run-{execution.run_id}-a{attempt}"
-        )
+        rendezvous = advertised_rendezvous(execution.settings.advertise_host, name)
     others = RunNodes(execution, attempt, d.nodes)  # their seats were opened with the claim
     others.open(
         nodes.placement(
@@ -204,6 +203,11 @@ def train_ranks(execution: RunExecution, config, stop: StopCheck) -> str:
         raise others.explain(ranks_failed(code, run_dir / LOG_FILE), d.timeout_s)
     reason = StopReason(outcome.reason) if outcome.reason else None
     return execution.conclude(outcome.stopped_early, reason, outcome.step_count)
+
+
+def rendezvous_id(run_id: int, attempt: int) -> str:
+    """The name every node of one attempt of a run gives the rendezvous."""
+    return f"run-{run_id}-a{attempt}"
 
 
 def current_attempt(execution: RunExecution) -> int:

@@ -28,7 +28,14 @@ from backend.store.broker import send_join_run
 from backend.store.db import session_scope
 from backend.store.models import Run, RunNode
 from backend.store.settings import Settings, get_settings
-from worker.distributed import OFFER_AGAIN_S, RankProcesses, ranks_failed, ranks_wanted
+from worker.distributed import (
+    OFFER_AGAIN_S,
+    RankProcesses,
+    ranks_failed,
+    ranks_wanted,
+    rendezvous_id,
+    too_big,
+)
 from worker.heartbeat import ensure_heartbeat
 from worker.runner import SHUTDOWN, RunExecution
 
@@ -88,7 +95,7 @@ class Seat:
 
         with session_scope(self.execution.url) as session:
             placement = session.scalar(select(Run.placement).where(Run.id == self.execution.run_id)) or {}
-        return Rendezvous(placement["endpoint"], f"run-{self.execution.run_id}-a{self.attempt}")
+        return Rendezvous(placement["endpoint"], rendezvous_id(self.execution.run_id, self.attempt))
 
 
 def join_run(
@@ -103,11 +110,8 @@ def join_run(
     if SHUTDOWN.is_set():
         seat.send_again()
         return "deferred"
-    from worker.environment import rank_slots
-
-    wanted, slots = ranks_wanted(execution), rank_slots()
-    if wanted > slots:
-        log.info("run %s node %s: needs %s devices (this worker has %s)", run_id, node_rank, wanted, slots)
+    if (reason := too_big(execution, ranks_wanted(execution))) is not None:
+        log.info("run %s node %s %s", run_id, node_rank, reason)
         seat.send_again(countdown=OFFER_AGAIN_S)
         return "waiting"
     if not seat.take():

@@ -280,9 +280,9 @@ class RunExecution:
             return self.defer()
         from worker.distributed import GATHERING, leave_for_later, run_shape, too_big
 
-        if (reason := too_big(self)) is not None:
+        world_size, nodes_count = run_shape(self)
+        if (reason := too_big(self, world_size // nodes_count)) is not None:
             return leave_for_later(self, reason)
-        nodes_count = run_shape(self)[1]
         with session_scope(self.url) as session:
             claimed = lifecycle.claim_run(session, self.run_id, self.worker_name)
             gathered = not claimed or nodes_count == 1 or nodes.gather(session, self.run_id, nodes_count)

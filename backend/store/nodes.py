@@ -27,8 +27,6 @@ from sqlalchemy.orm import Session
 
 from backend.store.models import Run, RunNode, utcnow
 
-SEAT_STATES = ("open", "joined", "leaving", "done", "failed", "closed")
-"""Every state a seat can be in (see RunNode)."""
 HELD_STATES = ("joined", "leaving")
 """A worker holds the seat and its ranks run."""
 

@@ -121,3 +121,18 @@ def assert_trained(stack: ServiceStack, run: dict, events: list[dict], steps: in
     assert detail["environment"]["packages"]["torch"] and detail["environment"]["python"]
     assert detail["environment"]["device"] == "cpu"
     assert detail["summary"][M.EVAL_SUCCESS] == stored[(steps, M.EVAL_SUCCESS)]
+
+
+def run_row(stack: ServiceStack, run_id: int) -> Run:
+    with stack.session() as session:
+        return session.scalar(select(Run).where(Run.id == run_id))
+
+
+def rank_pids(stack: ServiceStack, worker: str | None = None) -> list[int]:
+    """The rank processes of a worker's torchrun agent (the agent is the worker's child): of
+    the worker named `worker`, or of the stack's only worker."""
+    from worker.distributed import child_pids
+
+    records = stack.worker_records()
+    (record,) = records if worker is None else [r for r in records if r.name == worker]
+    return [pid for agent in child_pids(record.pid) for pid in child_pids(agent)]

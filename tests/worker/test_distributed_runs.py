@@ -15,10 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from backend.store import lifecycle
-from backend.store.models import Run, utcnow
+from backend.store.models import utcnow
 from tests.conftest import REDIS_URL, create_postgres_database, drop_postgres_database
 from tests.services import ServiceStack, wait_for
 from tests.worker.checks import (
@@ -27,9 +26,10 @@ from tests.worker.checks import (
     assert_trained,
     events_in_db,
     metric_rows,
+    rank_pids,
+    run_row,
     train_over_http,
 )
-from worker.distributed import child_pids
 
 pytestmark = pytest.mark.slow
 
@@ -74,24 +74,12 @@ def two_slot_worker(tmp_path_factory):
         drop_postgres_database(database)
 
 
-def run_row(stack: ServiceStack, run_id: int) -> Run:
-    with stack.session() as session:
-        return session.scalar(select(Run).where(Run.id == run_id))
-
-
 def steps_done(stack: ServiceStack, run_id: int) -> int:
     return run_row(stack, run_id).steps_done or 0
 
 
 def messages(stack: ServiceStack, run_id: int) -> list[str]:
     return [e.payload["message"] for e in events_in_db(stack, run_id) if "message" in (e.payload or {})]
-
-
-def rank_pids(stack: ServiceStack) -> list[int]:
-    """The rank processes of the worker's torchrun agent (the agent is the worker's child)."""
-    (worker,) = stack.worker_records()
-    agents = child_pids(worker.pid)
-    return [pid for agent in agents for pid in child_pids(agent)]
 
 
 def test_a_two_rank_run_trains_through_a_worker_like_a_one_process_run(two_slot_worker):

@@ -14,10 +14,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from backend.store.models import Run, RunNode, as_utc
+from backend.store.models import RunNode, as_utc
 from tests.services import ServiceStack, wait_for
-from tests.worker.checks import artifacts, assert_trained, events_in_db, train_over_http
-from worker.distributed import child_pids
+from tests.worker.checks import (
+    artifacts,
+    assert_trained,
+    events_in_db,
+    rank_pids,
+    run_row,
+    train_over_http,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +35,6 @@ TWO_NODES = {
     "dist.timeout_s": 20,
     "train.device": "cpu",
 }
-
-
-def run_row(stack: ServiceStack, run_id: int) -> Run:
-    with stack.session() as session:
-        return session.scalar(select(Run).where(Run.id == run_id))
 
 
 def seats(stack: ServiceStack, run_id: int) -> list[tuple[int, int, str, str | None]]:
@@ -48,12 +49,6 @@ def seats(stack: ServiceStack, run_id: int) -> list[tuple[int, int, str, str | N
 def workers_by_name(stack: ServiceStack) -> dict[str, str]:
     """The stack's process name ('w1') of each registered worker ('w1@host')."""
     return {record.name: record.name.partition("@")[0] for record in stack.worker_records()}
-
-
-def rank_pids_of(stack: ServiceStack, worker: str) -> list[int]:
-    """The rank processes of `worker`'s torchrun agent (the agent is the worker's child)."""
-    (record,) = [r for r in stack.worker_records() if r.name == worker]
-    return [pid for agent in child_pids(record.pid) for pid in child_pids(agent)]
 
 
 def start_long_run(stack: ServiceStack, client) -> tuple[int, str]:
@@ -150,7 +145,7 @@ def test_killing_a_rank_of_node_1_fails_the_run_naming_that_node(two_workers):
     stack = two_workers
     with stack.client() as client:
         run_id, follower = start_long_run(stack, client)
-        (rank,) = wait_for(lambda: rank_pids_of(stack, follower), 10, "node 1's rank")
+        (rank,) = wait_for(lambda: rank_pids(stack, follower), 10, "node 1's rank")
         os.kill(rank, signal.SIGKILL)
         run = stack.wait_status(client, run_id, ("failed", "succeeded", "cancelled"), timeout=90)
 
